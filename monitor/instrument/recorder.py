@@ -1,0 +1,255 @@
+"""Turns one logical generate call and its HTTP attempts into metrics, a span and a log event.
+
+Shared by the sync, async and streaming wrappers. Every public method is guarded: whatever fails
+in here is reported through monitor._safety and never reaches the application.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from monitor import labels
+from monitor._safety import guarded
+from monitor.config import ShimConfig
+from monitor.instrument import semconv
+from monitor.instrument.request_info import RequestInfo, read_request
+from monitor.metrics import ShimMetrics
+from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
+from monitor.taxonomy.classify import with_code
+
+KNOWN_REASONS = (
+    "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
+    "RECITATION", "IMAGE_RECITATION", "OTHER", "MODEL_ARMOR", "JAILBREAK", "BLOCKED_REASON_UNSPECIFIED",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Call:
+    """State of one logical call in flight. Holds no prompt or image content."""
+
+    info: RequestInfo
+    model_label: str
+    stream: bool
+    started: float
+    span: Span
+    attempts: int = 0
+    pending_start: float | None = None  # an HTTP 200 attempt whose class depends on the content
+    last_error: BaseException | None = None
+    last_outcome: Outcome | None = None
+    summary: ContentSummary = field(default_factory=ContentSummary)
+    finished: bool = False
+
+
+class Recorder:
+    def __init__(
+        self,
+        metrics: ShimMetrics,
+        tracer: Tracer,
+        logger: Any,
+        config: ShimConfig,
+        clock: Callable[[], float] = time.perf_counter,
+        http_hooked: bool = True,
+    ) -> None:
+        self._metrics = metrics
+        self._tracer = tracer
+        self._log = logger
+        self._config = config
+        self._clock = clock
+        self.http_hooked = http_hooked
+        self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
+        self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
+
+    def _count_internal(self, component: str) -> None:
+        self._metrics.internal_errors.labels(component).inc()
+
+    def start(self, models: Any, kwargs: Mapping[str, Any], *, stream: bool) -> Call | None:
+        with guarded("shim.start", self._count_internal):
+            info = read_request(models, kwargs, self._config)
+            attributes: dict[str, Any] = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION,
+                semconv.GEN_AI_PROVIDER_NAME: info.provider,
+            }
+            if info.model:
+                attributes[semconv.GEN_AI_REQUEST_MODEL] = info.model
+            if info.image_expected:
+                attributes[semconv.GEN_AI_OUTPUT_TYPE] = "image"
+            if stream:
+                attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+            if info.server_address:
+                attributes[semconv.SERVER_ADDRESS] = info.server_address
+                attributes[semconv.SERVER_PORT] = info.server_port
+            attributes[semconv.NBMON_IMAGE_SIZE] = info.image_size
+            if info.aspect_ratio:
+                attributes[semconv.NBMON_IMAGE_ASPECT_RATIO] = info.aspect_ratio
+            if info.prompt is not None:
+                attributes[semconv.NBMON_PROMPT] = info.prompt
+            name = f"{semconv.OPERATION} {info.model}" if info.model else semconv.OPERATION
+            span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            return Call(info, self._model_label(info.model), stream, self._clock(), span)
+        return None
+
+    def attempt_started(self, call: Call) -> float:
+        now = self._clock()
+        with guarded("shim.attempt", self._count_internal):
+            if call.pending_start is not None:
+                # A 200 followed by another request (continuation, function calling): that one was ok.
+                self._record_attempt(call, Outcome(ErrorClass.OK, http_code=200), call.pending_start, now)
+                call.pending_start = None
+        return now
+
+    def attempt_succeeded(self, call: Call, started: float) -> None:
+        call.pending_start = started
+
+    def attempt_failed(self, call: Call, error: BaseException, started: float) -> None:
+        end = self._clock()
+        with guarded("shim.attempt", self._count_internal):
+            outcome = classify_exception(error)
+            call.last_error, call.last_outcome = error, outcome
+            self._record_attempt(call, outcome, started, end)
+
+    def add_chunk(self, call: Call, chunk: object) -> None:
+        with guarded("shim.chunk", self._count_internal):
+            call.summary.add_response(chunk)
+
+    def finish_response(self, call: Call, response: object) -> None:
+        with guarded("shim.finish", self._count_internal):
+            call.summary.add_response(response)
+            self._finish(call, None)
+
+    def finish_stream(self, call: Call, *, closed_early: bool = False) -> None:
+        with guarded("shim.finish", self._count_internal):
+            if closed_early and call.summary.final_images == 0:
+                # The app stopped reading before the end: no verdict on the content.
+                self._finish(call, None, Outcome(ErrorClass.UNKNOWN, http_code=200, reason="stream_closed"))
+            else:
+                self._finish(call, None)
+
+    def finish_exception(self, call: Call, error: BaseException) -> None:
+        with guarded("shim.finish", self._count_internal):
+            self._finish(call, error)
+
+    def _finish(self, call: Call, error: BaseException | None, forced: Outcome | None = None) -> None:
+        if call.finished:
+            return
+        call.finished = True
+        end = self._clock()
+        if forced is not None:
+            outcome = forced
+        elif error is None:
+            outcome = with_code(classify_content(call.summary, image_expected=call.info.image_expected), 200)
+        elif error is call.last_error and call.last_outcome is not None:
+            outcome = call.last_outcome
+        else:
+            outcome = classify_exception(error)  # raised mid-stream, or before any HTTP attempt
+        if call.pending_start is not None:
+            self._record_attempt(call, outcome, call.pending_start, end)
+            call.pending_start = None
+        elif call.attempts == 0 and not self.http_hooked:
+            self._record_attempt(call, outcome, call.started, end)
+        self._record_generation(call, outcome, end - call.started)
+
+    def _record_attempt(self, call: Call, outcome: Outcome, started: float, end: float) -> None:
+        call.attempts += 1
+        cls = outcome.error_class.value
+        self._metrics.requests.labels(call.model_label, outcome.code_label, cls).inc()
+        self._metrics.request_duration.labels(call.model_label, cls).observe(end - started)
+        event: dict[str, Any] = {semconv.EVENT_ATTEMPT: call.attempts, semconv.NBMON_ERROR_CLASS: cls}
+        if outcome.http_code is not None:
+            event[semconv.EVENT_CODE] = outcome.http_code
+        if outcome.retry_after_s is not None:
+            event[semconv.NBMON_RETRY_AFTER] = outcome.retry_after_s
+        call.span.add_event(semconv.ATTEMPT_EVENT, event)
+
+    def _record_generation(self, call: Call, outcome: Outcome, elapsed: float) -> None:
+        m, model, summary, info = self._metrics, call.model_label, call.summary, call.info
+        cls = outcome.error_class.value
+        m.generations.labels(model, cls).inc()
+        m.generation_duration.labels(model, cls).observe(elapsed)
+        final, thought = summary.final_images, summary.thought_images
+        cost = 0.0
+        if final:
+            m.images.labels(model, info.image_size, "final").inc(final)
+            spec = self._config.model(info.model)
+            price = spec.price(info.image_size) if spec is not None else None
+            if price is not None:
+                cost = final * price
+                m.cost.labels(model, info.image_size).inc(cost)
+        if thought:
+            m.images.labels(model, info.image_size, "thought").inc(thought)
+        for kind, value in (
+            ("input", summary.input_tokens),
+            ("output", summary.output_tokens),
+            ("thoughts", summary.thoughts_tokens),
+        ):
+            if value:
+                m.tokens.labels(model, kind).inc(value)
+        if outcome.block_stage is not None and outcome.reason is not None:
+            m.blocks.labels(model, outcome.block_stage, self._reason_label(outcome.reason)).inc()
+        self._end_span(call, outcome, final, thought, cost)
+        self._log_call(call, outcome, elapsed, final, thought, cost)
+
+    def _end_span(self, call: Call, outcome: Outcome, final: int, thought: int, cost: float) -> None:
+        span, summary = call.span, call.summary
+        attrs: dict[str, Any] = {
+            semconv.NBMON_ERROR_CLASS: outcome.error_class.value,
+            semconv.NBMON_ATTEMPTS: call.attempts,
+            semconv.NBMON_IMAGES_FINAL: final,
+            semconv.NBMON_IMAGES_THOUGHT: thought,
+            semconv.NBMON_COST_USD: cost,
+        }
+        optional = {
+            semconv.NBMON_HTTP_STATUS_CODE: outcome.http_code,
+            semconv.NBMON_GRPC_STATUS: outcome.grpc_status,
+            semconv.NBMON_RETRY_AFTER: outcome.retry_after_s,
+            semconv.NBMON_QUOTA_ID: outcome.quota_id,
+            semconv.NBMON_BLOCK_STAGE: outcome.block_stage,
+            semconv.NBMON_BLOCK_REASON: outcome.reason if outcome.block_stage else None,
+            semconv.GEN_AI_RESPONSE_MODEL: summary.model_version,
+            semconv.GEN_AI_RESPONSE_ID: summary.response_id,
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: summary.input_tokens,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: summary.output_tokens,
+            semconv.GEN_AI_USAGE_REASONING_TOKENS: summary.thoughts_tokens,
+        }
+        attrs.update({k: v for k, v in optional.items() if v is not None})
+        if summary.finish_reasons:
+            attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [r.lower() for r in summary.ordered_finish_reasons]
+        if outcome.error_class is not ErrorClass.OK:
+            attrs[semconv.ERROR_TYPE] = outcome.error_class.value
+            span.set_status(Status(StatusCode.ERROR, outcome.error_class.value))
+        span.set_attributes(attrs)
+        span.end()
+
+    def _log_call(self, call: Call, outcome: Outcome, elapsed: float, final: int, thought: int, cost: float) -> None:
+        fields: dict[str, Any] = {
+            "model": call.info.model,
+            "provider": call.info.provider,
+            "error_class": outcome.error_class.value,
+            "category": outcome.category.value,
+            "code": outcome.code_label,
+            "attempts": call.attempts,
+            "latency_s": round(elapsed, 4),
+            "stream": call.stream,
+            "final_images": final,
+            "thought_images": thought,
+            "image_size": call.info.image_size,
+            "cost_usd": cost,
+        }
+        optional = {
+            "grpc_status": outcome.grpc_status,
+            "reason": outcome.reason,
+            "block_stage": outcome.block_stage,
+            "quota_id": outcome.quota_id,
+            "retry_after_s": outcome.retry_after_s,
+            "response_model": call.summary.model_version,
+            "prompt": call.info.prompt,
+        }
+        fields.update({k: v for k, v in optional.items() if v is not None})
+        if outcome.error_class is ErrorClass.OK:
+            self._log.info("genai.generation", **fields)
+        else:
+            self._log.warning("genai.generation", **fields)

@@ -1,0 +1,88 @@
+"""What the shim reads from a generate call's arguments: model, modalities, image config.
+
+Never reads prompt or image content unless capture_content is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor import labels
+from monitor.config import DEFAULT_IMAGE_SIZE, IMAGE_SIZES, ShimConfig
+from monitor.instrument import semconv
+
+_MAX_CAPTURED_PROMPT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    model: str | None  # bare model ID as requested
+    provider: str
+    image_expected: bool
+    image_size: str  # bounded label value
+    aspect_ratio: str | None
+    server_address: str | None
+    server_port: int | None
+    prompt: str | None  # only when capture_content is on
+
+
+def _field(obj: Any, snake: str, camel: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(snake, obj.get(camel))
+    return getattr(obj, snake, None)
+
+
+def read_request(models: Any, kwargs: Mapping[str, Any], config: ShimConfig) -> RequestInfo:
+    """`models` is the SDK's Models/AsyncModels instance; kwargs are the call's keyword arguments."""
+    model = labels.model_id(kwargs.get("model"))
+    gen_config = kwargs.get("config")
+    modalities = _field(gen_config, "response_modalities", "responseModalities")
+    if modalities:
+        image_expected = any(str(getattr(m, "value", m)).upper() == "IMAGE" for m in modalities)
+    else:
+        image_expected = config.is_image_model(model)
+    image_config = _field(gen_config, "image_config", "imageConfig")
+    size = _field(image_config, "image_size", "imageSize") or DEFAULT_IMAGE_SIZE
+    aspect = _field(image_config, "aspect_ratio", "aspectRatio")
+    api_client = getattr(models, "_api_client", None)
+    vertex = bool(getattr(api_client, "vertexai", False))
+    address, port = _server(api_client)
+    return RequestInfo(
+        model=model,
+        provider=semconv.PROVIDER_VERTEX if vertex else semconv.PROVIDER_GEMINI,
+        image_expected=image_expected,
+        image_size=size if size in IMAGE_SIZES else labels.OTHER,
+        aspect_ratio=aspect if isinstance(aspect, str) and len(aspect) <= 8 else None,
+        server_address=address,
+        server_port=port,
+        prompt=_prompt_text(kwargs.get("contents")) if config.capture_content else None,
+    )
+
+
+def _server(api_client: Any) -> tuple[str | None, int | None]:
+    options = getattr(api_client, "_http_options", None)
+    base_url = getattr(options, "base_url", None)
+    if not isinstance(base_url, str):
+        return None, None
+    parts = urlsplit(base_url)
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _prompt_text(contents: Any) -> str | None:
+    texts: list[str] = []
+    items = contents if isinstance(contents, list) else [contents]
+    for item in items:
+        if isinstance(item, str):
+            texts.append(item)
+            continue
+        for part in _field(item, "parts", "parts") or ():
+            text = part if isinstance(part, str) else _field(part, "text", "text")
+            if isinstance(text, str):
+                texts.append(text)
+    joined = "\n".join(texts)
+    return joined[:_MAX_CAPTURED_PROMPT] if joined else None

@@ -1,0 +1,200 @@
+"""Error bodies as the Gemini API sends them (gemini-api.md §7), keyed by outcome. Pure functions."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from monitor.simulator.outcomes import Outcome
+
+JSON_TYPE: Final = "application/json; charset=UTF-8"
+HTML_TYPE: Final = "text/html; charset=UTF-8"
+
+OVERLOADED_MESSAGE: Final = "The model is overloaded. Please try again later."
+INTERNAL_MESSAGE: Final = (
+    "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting"
+)
+UNREGISTERED_MESSAGE: Final = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+VERTEX_UNAUTHENTICATED_MESSAGE: Final = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie "
+    "or other valid authentication credential. "
+    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+VERTEX_429_MESSAGE: Final = (
+    "Resource exhausted. Please try again later. Please refer to "
+    "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details."
+)
+RATE_LIMIT_DOCS: Final = "https://ai.google.dev/gemini-api/docs/rate-limits"
+DAILY_RETRY_DELAY: Final = "6h34m53s"
+
+# What a proxy (nginx, a load balancer) in front of the API returns: HTML, not JSON.
+BAD_GATEWAY_HTML: Final = (
+    "<html><head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+_TYPE: Final = "type.googleapis.com/google.rpc."
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """One complete non-200 (or in-stream) error: HTTP status, content type and body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def api_error(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The google.rpc.Status envelope: {"error": {code, message, status[, details]}}."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def _reply(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> ErrorReply:
+    body = json.dumps(api_error(code, status, message, details), indent=2).encode()
+    return ErrorReply(code, JSON_TYPE, body)
+
+
+def delay_seconds_text(delay: str) -> str:
+    """"36s" -> "36", "6h34m53s" -> "23693": the number quoted in the 429 message ("Please retry in Ns")."""
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+(?:\.\d+)?)([hms])", delay):
+        total += float(amount) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return f"{total:g}"
+
+
+def _quota_details(model: str, *, per_day: bool, retry_delay: str) -> list[dict[str, Any]]:
+    window = "Day" if per_day else "Minute"
+    metric = "generate_requests_per_model_per_day" if per_day else "generate_requests_per_model"
+    violation = {
+        "quotaMetric": f"generativelanguage.googleapis.com/{metric}",
+        "quotaId": f"GenerateRequestsPer{window}PerProjectPerModel",
+        "quotaDimensions": {"location": "global", "model": model},
+        "quotaValue": "250" if per_day else "10",
+    }
+    return [
+        {"@type": _TYPE + "QuotaFailure", "violations": [violation]},
+        {"@type": _TYPE + "Help", "links": [{"description": "Learn more about Gemini API quotas", "url": RATE_LIMIT_DOCS}]},
+        {"@type": _TYPE + "RetryInfo", "retryDelay": retry_delay},
+    ]
+
+
+def _quota_message(model: str, *, per_day: bool, retry_delay: str) -> str:
+    metric = "generate_requests_per_model_per_day" if per_day else "generate_requests_per_model"
+    limit = 250 if per_day else 10
+    return (
+        "You exceeded your current quota, please check your plan and billing details. For more information on "
+        f"this error, head to: {RATE_LIMIT_DOCS}. To monitor your current usage, head to: "
+        "https://ai.dev/usage?tab=rate-limit. \n"
+        f"* Quota exceeded for metric: generativelanguage.googleapis.com/{metric}, limit: {limit}, model: {model}\n"
+        f"Please retry in {delay_seconds_text(retry_delay)}s."
+    )
+
+
+def _legacy_rate_limit(model: str) -> ErrorReply:
+    # The older ErrorInfo shape (google/generative-ai-docs#236): no QuotaFailure, no RetryInfo.
+    metadata = {
+        "service": "generativelanguage.googleapis.com",
+        "consumer": "projects/000000000000",
+        "quota_metric": "generativelanguage.googleapis.com/generate_requests_per_model",
+        "quota_limit": "GenerateRequestsPerMinutePerProjectPerModel",
+        "quota_limit_value": "10",
+        "quota_location": "global",
+    }
+    message = (
+        "Quota exceeded for quota metric 'Generate requests per model' and limit 'GenerateRequestsPerMinute"
+        "PerProjectPerModel' of service 'generativelanguage.googleapis.com' for consumer "
+        f"'project_number:000000000000' (model: {model})."
+    )
+    details = [
+        {"@type": _TYPE + "ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com", "metadata": metadata},
+        {"@type": _TYPE + "Help", "links": [{"description": "Request a higher quota limit.", "url": RATE_LIMIT_DOCS}]},
+    ]
+    return _reply(429, "RESOURCE_EXHAUSTED", message, details)
+
+
+def error_reply(outcome: Outcome, model: str, retry_delay: str = "36s") -> ErrorReply:
+    """The reply for an HTTP-error outcome; ValueError for outcomes that are not errors (ok, blocks, reset)."""
+    match outcome:
+        case Outcome.OVERLOADED | Outcome.STREAM_ERROR:
+            debug = [{"@type": _TYPE + "DebugInfo", "detail": "backend_error"}]
+            return _reply(503, "UNAVAILABLE", OVERLOADED_MESSAGE, debug)
+        case Outcome.SERVER_ERROR:
+            return _reply(500, "INTERNAL", INTERNAL_MESSAGE)
+        case Outcome.BAD_GATEWAY:
+            return ErrorReply(502, HTML_TYPE, BAD_GATEWAY_HTML.encode())
+        case Outcome.BAD_GATEWAY_JSON:
+            # No google.rpc.Code exists for 502; a gateway that speaks JSON invents one. "BAD_GATEWAY" is
+            # deliberately not a canonical status, so classifiers must key on HTTP 502, not on the status text.
+            return _reply(502, "BAD_GATEWAY", "Bad Gateway: the upstream server returned an invalid response.")
+        case Outcome.DEADLINE_EXCEEDED:
+            return _reply(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")
+        case Outcome.RATE_LIMITED:
+            return _reply(
+                429,
+                "RESOURCE_EXHAUSTED",
+                _quota_message(model, per_day=False, retry_delay=retry_delay),
+                _quota_details(model, per_day=False, retry_delay=retry_delay),
+            )
+        case Outcome.RATE_LIMITED_LEGACY:
+            return _legacy_rate_limit(model)
+        case Outcome.RATE_LIMITED_NO_DETAILS:
+            return _reply(429, "RESOURCE_EXHAUSTED", VERTEX_429_MESSAGE)
+        case Outcome.QUOTA_EXHAUSTED:
+            return _reply(
+                429,
+                "RESOURCE_EXHAUSTED",
+                _quota_message(model, per_day=True, retry_delay=DAILY_RETRY_DELAY),
+                _quota_details(model, per_day=True, retry_delay=DAILY_RETRY_DELAY),
+            )
+        case Outcome.INVALID_ARGUMENT:
+            return _reply(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
+        case Outcome.FAILED_PRECONDITION:
+            return _reply(400, "FAILED_PRECONDITION", "User location is not supported for the API use.")
+        case Outcome.PERMISSION_DENIED:
+            return _reply(403, "PERMISSION_DENIED", "The caller does not have permission")
+        case Outcome.NOT_FOUND:
+            return _reply(404, "NOT_FOUND", "Requested entity was not found.")
+        case Outcome.MISSING_THOUGHT_SIGNATURE:
+            message = (
+                "Image part is missing a thought_signature in content position 2, part position 1. "
+                "Additional data, see https://ai.google.dev/gemini-api/docs/thought-signatures"
+            )
+            return _reply(400, "INVALID_ARGUMENT", message)
+    raise ValueError(f"outcome {outcome.value!r} is not an HTTP error")
+
+
+def unauthenticated_reply(*, vertex: bool) -> ErrorReply:
+    """No credentials: 403 on the Gemini API; Vertex answers 401 UNAUTHENTICATED."""
+    if vertex:
+        return _reply(401, "UNAUTHENTICATED", VERTEX_UNAUTHENTICATED_MESSAGE)
+    return _reply(403, "PERMISSION_DENIED", UNREGISTERED_MESSAGE)
+
+
+def malformed_reply(reason: str) -> ErrorReply:
+    return _reply(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {reason}")
+
+
+def not_found_reply(path: str) -> ErrorReply:
+    return _reply(404, "NOT_FOUND", f"The requested URL {path} was not found on this server.")
+
+
+def method_not_allowed_reply(method: str, path: str) -> ErrorReply:
+    return _reply(405, "METHOD_NOT_ALLOWED", f"Method {method} is not allowed on {path}.")
+
+
+def stream_error_event() -> dict[str, Any]:
+    """The in-stream error event a 200 SSE stream can end with; the SDK raises APIError when it sees it."""
+    return api_error(503, "UNAVAILABLE", OVERLOADED_MESSAGE)

@@ -1,0 +1,69 @@
+"""The fault vocabulary: every simulated request ends in exactly one of these outcomes.
+
+Other parts of nbmon (taxonomy tests, the demo, benchmarks) import these names, so they are defined once here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class Outcome(StrEnum):
+    """What the simulator does with one request; the value is the wire name used in specs and headers."""
+
+    OK = "ok"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    BAD_GATEWAY = "bad_gateway"
+    BAD_GATEWAY_JSON = "bad_gateway_json"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    RATE_LIMITED = "rate_limited"
+    RATE_LIMITED_LEGACY = "rate_limited_legacy"
+    RATE_LIMITED_NO_DETAILS = "rate_limited_no_details"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    INVALID_ARGUMENT = "invalid_argument"
+    FAILED_PRECONDITION = "failed_precondition"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    MISSING_THOUGHT_SIGNATURE = "missing_thought_signature"
+    SAFETY_BLOCK = "safety_block"
+    PROMPT_BLOCK = "prompt_block"
+    POLICY_BLOCK = "policy_block"
+    PROMPT_POLICY_BLOCK = "prompt_policy_block"
+    RECITATION = "recitation"
+    NO_IMAGE = "no_image"
+    NO_IMAGE_STOP = "no_image_stop"
+    THOUGHT_ONLY = "thought_only"
+    UNKNOWN_FINISH = "unknown_finish"
+    STREAM_ERROR = "stream_error"
+    RESET = "reset"
+    SLOW = "slow"
+
+
+OUTCOMES: Final[tuple[str, ...]] = tuple(o.value for o in Outcome)
+
+# Outcomes answered with HTTP 200 and a GenerateContentResponse body (the rest are HTTP errors or a reset).
+HTTP_200_OUTCOMES: Final[frozenset[Outcome]] = frozenset(
+    {
+        Outcome.OK,
+        Outcome.SLOW,
+        Outcome.SAFETY_BLOCK,
+        Outcome.PROMPT_BLOCK,
+        Outcome.POLICY_BLOCK,
+        Outcome.PROMPT_POLICY_BLOCK,
+        Outcome.RECITATION,
+        Outcome.NO_IMAGE,
+        Outcome.NO_IMAGE_STOP,
+        Outcome.THOUGHT_ONLY,
+        Outcome.UNKNOWN_FINISH,
+    }
+)
+
+
+def to_outcome(name: str, where: str = "outcome") -> Outcome:
+    """Parse a wire name, or raise ValueError naming `where` and listing the valid names."""
+    try:
+        return Outcome(name)
+    except ValueError:
+        raise ValueError(f"{where}: unknown outcome {name!r}; valid outcomes: {', '.join(OUTCOMES)}") from None
