@@ -20,7 +20,13 @@ _SECRET_PATTERNS = (
 )
 
 
+# One cheap scan decides whether the four substitutions are needed at all (most strings: no).
+_MAYBE_SECRET = re.compile(r"(?i)key|authorization|AIza")
+
+
 def redact_text(text: str) -> str:
+    if _MAYBE_SECRET.search(text) is None:
+        return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -38,11 +44,17 @@ def _redact_value(value: Any) -> Any:
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: drop secret-named keys and mask API keys, ?key= and Authorization values."""
-    for key, value in list(event_dict.items()):
+    changes: dict[str, Any] = {}
+    for key, value in event_dict.items():
         if key.lower() in _SECRET_KEYS:
-            event_dict[key] = REDACTED
-        elif isinstance(value, str | dict | list | tuple):
-            event_dict[key] = _redact_value(value)
+            changes[key] = REDACTED
+        elif type(value) is str:
+            if _MAYBE_SECRET.search(value) is not None:
+                changes[key] = redact_text(value)
+        elif isinstance(value, dict | list | tuple):
+            changes[key] = _redact_value(value)
+    if changes:
+        event_dict.update(changes)
     return event_dict
 
 

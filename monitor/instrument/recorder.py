@@ -63,6 +63,15 @@ class Recorder:
         self.http_hooked = http_hooked
         self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
         self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
+        # prometheus_client's labels() validates and locks on every call; children never change.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def _count_internal(self, component: str) -> None:
         self._metrics.internal_errors.labels(component).inc()
@@ -156,8 +165,8 @@ class Recorder:
     def _record_attempt(self, call: Call, outcome: Outcome, started: float, end: float) -> None:
         call.attempts += 1
         cls = outcome.error_class.value
-        self._metrics.requests.labels(call.model_label, outcome.code_label, cls).inc()
-        self._metrics.request_duration.labels(call.model_label, cls).observe(end - started)
+        self._child(self._metrics.requests, call.model_label, outcome.code_label, cls).inc()
+        self._child(self._metrics.request_duration, call.model_label, cls).observe(end - started)
         event: dict[str, Any] = {semconv.EVENT_ATTEMPT: call.attempts, semconv.NBMON_ERROR_CLASS: cls}
         if outcome.http_code is not None:
             event[semconv.EVENT_CODE] = outcome.http_code
@@ -168,28 +177,28 @@ class Recorder:
     def _record_generation(self, call: Call, outcome: Outcome, elapsed: float) -> None:
         m, model, summary, info = self._metrics, call.model_label, call.summary, call.info
         cls = outcome.error_class.value
-        m.generations.labels(model, cls).inc()
-        m.generation_duration.labels(model, cls).observe(elapsed)
+        self._child(m.generations, model, cls).inc()
+        self._child(m.generation_duration, model, cls).observe(elapsed)
         final, thought = summary.final_images, summary.thought_images
         cost = 0.0
         if final:
-            m.images.labels(model, info.image_size, "final").inc(final)
+            self._child(m.images, model, info.image_size, "final").inc(final)
             spec = self._config.model(info.model)
             price = spec.price(info.image_size) if spec is not None else None
             if price is not None:
                 cost = final * price
-                m.cost.labels(model, info.image_size).inc(cost)
+                self._child(m.cost, model, info.image_size).inc(cost)
         if thought:
-            m.images.labels(model, info.image_size, "thought").inc(thought)
+            self._child(m.images, model, info.image_size, "thought").inc(thought)
         for kind, value in (
             ("input", summary.input_tokens),
             ("output", summary.output_tokens),
             ("thoughts", summary.thoughts_tokens),
         ):
             if value:
-                m.tokens.labels(model, kind).inc(value)
+                self._child(m.tokens, model, kind).inc(value)
         if outcome.block_stage is not None and outcome.reason is not None:
-            m.blocks.labels(model, outcome.block_stage, self._reason_label(outcome.reason)).inc()
+            self._child(m.blocks, model, outcome.block_stage, self._reason_label(outcome.reason)).inc()
         self._end_span(call, outcome, final, thought, cost)
         self._log_call(call, outcome, elapsed, final, thought, cost)
 
@@ -227,9 +236,7 @@ class Recorder:
     def _log_call(self, call: Call, outcome: Outcome, elapsed: float, final: int, thought: int, cost: float) -> None:
         fields: dict[str, Any] = {
             "model": call.info.model,
-            "provider": call.info.provider,
             "error_class": outcome.error_class.value,
-            "category": outcome.category.value,
             "code": outcome.code_label,
             "attempts": call.attempts,
             "latency_s": round(elapsed, 4),

@@ -64,13 +64,21 @@ def read_request(models: Any, kwargs: Mapping[str, Any], config: ShimConfig) -> 
     )
 
 
+_servers: dict[str, tuple[str | None, int | None]] = {}
+
+
 def _server(api_client: Any) -> tuple[str | None, int | None]:
     options = getattr(api_client, "_http_options", None)
     base_url = getattr(options, "base_url", None)
     if not isinstance(base_url, str):
         return None, None
-    parts = urlsplit(base_url)
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    server = _servers.get(base_url)
+    if server is None:
+        parts = urlsplit(base_url)
+        server = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        if len(_servers) < 64:  # a handful of base URLs per process; never grow without bound
+            _servers[base_url] = server
+    return server
 
 
 def _prompt_text(contents: Any) -> str | None:

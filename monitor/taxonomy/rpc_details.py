@@ -102,7 +102,7 @@ def retry_hint_in_message(message: object) -> float | None:
 
 def window_of(*names: str | None) -> QuotaWindow:
     """Per-minute or per-day, read from quota ids / metric names / limit names."""
-    text = " ".join(n for n in names if n).lower().replace("_", "").replace("-", "")
+    text = "".join(n for n in names if n).lower().replace("_", "").replace("-", "").replace(" ", "")
     if "perday" in text or "daily" in text:
         return QuotaWindow.DAY
     if "perminute" in text or "persecond" in text:
