@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
@@ -55,7 +54,7 @@ def test_retry_after_header_is_read_from_the_sdk_response() -> None:
 def test_pickled_sdk_error_still_classifies() -> None:
     import pickle
 
-    error = pickle.loads(pickle.dumps(sdk_error(503, json.dumps(BODY_503))))  # noqa: S301 - our own bytes
+    error = pickle.loads(pickle.dumps(sdk_error(503, json.dumps(BODY_503))))
     assert classify_exception(error).error_class is ErrorClass.OVERLOADED
 
 
@@ -72,7 +71,7 @@ def test_pickled_sdk_error_still_classifies() -> None:
         (httpx2.ConnectTimeout("slow"), ErrorClass.TIMEOUT),
         (httpx.ReadTimeout("slow"), ErrorClass.TIMEOUT),
         (TimeoutError(), ErrorClass.TIMEOUT),
-        (asyncio.TimeoutError(), ErrorClass.TIMEOUT),
+        (TimeoutError(), ErrorClass.TIMEOUT),
         (ValueError("bad"), ErrorClass.UNKNOWN),
         (errors.UnknownApiResponseError("not json"), ErrorClass.UNKNOWN),
         (KeyboardInterrupt(), ErrorClass.UNKNOWN),

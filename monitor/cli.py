@@ -1,0 +1,87 @@
+"""The `nbmon` command: simulate, demo, classify, version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from monitor.instrument import genai_version
+
+
+def _version(_args: argparse.Namespace) -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("nbmon")
+    except PackageNotFoundError:
+        own = "0+unknown"
+    print(f"nbmon {own} (google-genai {genai_version() or 'not installed'})")
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    """Classify one saved response: handy when triaging a body pasted from a log."""
+    from monitor.taxonomy import classify_http
+
+    body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    headers = dict(h.split(":", 1) for h in args.header) if args.header else None
+    outcome = classify_http(args.status, body, headers, image_expected=not args.text_only)
+    result = asdict(outcome)
+    result["error_class"] = outcome.error_class.value
+    result["category"] = outcome.category.value
+    result["quota"] = [{**asdict(v), "window": v.window.value} for v in outcome.quota]
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from monitor.simulator import cli
+
+    return cli.run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monitor import demo
+
+    return demo.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from monitor import demo
+    from monitor.simulator import cli as simulator_cli
+
+    parser = argparse.ArgumentParser(prog="nbmon", description="Observability for Gemini image generation.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    simulate = commands.add_parser("simulate", help="serve the Gemini API simulator (fault profiles, scenarios)")
+    simulator_cli.add_arguments(simulate)
+    simulate.set_defaults(func=_simulate)
+
+    demo_parser = commands.add_parser("demo", help="simulator + instrumented load loop with live counts by class")
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(func=_demo)
+
+    classify = commands.add_parser("classify", help="classify one HTTP status + body into an error class")
+    classify.add_argument("status", type=int, help="HTTP status code, e.g. 429")
+    classify.add_argument("body", help="file with the response body, or - for stdin")
+    classify.add_argument("--header", action="append", default=[], help="a response header, 'Name: value'")
+    classify.add_argument("--text-only", action="store_true", help="the call did not ask for an image")
+    classify.set_defaults(func=_classify)
+
+    version = commands.add_parser("version", help="print nbmon and google-genai versions")
+    version.set_defaults(func=_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

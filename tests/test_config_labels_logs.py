@@ -1,0 +1,149 @@
+"""Configuration validation, bounded labels and secret redaction."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import structlog
+
+from monitor import labels
+from monitor.config import DEFAULT_MODELS, ConfigError, ShimConfig, load_shim_config, shim_config_from_mapping
+from monitor.logs import REDACTED, configure_logging, redact_text
+
+
+def test_default_prices_are_the_articles() -> None:
+    config = ShimConfig()
+    pro, flash = config.model("gemini-3-pro-image-preview"), config.model("gemini-2.5-flash-image")
+    assert pro is not None and flash is not None
+    assert (pro.price("1K"), pro.price("2K"), pro.price("4K")) == (0.134, 0.134, 0.24)
+    assert flash.price("1K") == 0.039
+    assert pro.price("512px") is None  # no price configured: cost is not estimated rather than guessed
+
+
+def test_models_come_from_a_toml_file(tmp_path: Path) -> None:
+    path = tmp_path / "nbmon.toml"
+    path.write_text(
+        """
+[shim]
+primary_model = "gemini-3-pro-image"
+fallback_model = "gemini-3-flash-image"
+capture_content = true
+
+[shim.models."gemini-3-pro-image"]
+prices_usd = { "1K" = 0.12, "4K" = 0.2 }
+
+[shim.models."gemini-3-flash-image"]
+prices_usd = { default = 0.03 }
+"""
+    )
+    config = load_shim_config(path)
+    assert [m.id for m in config.models] == ["gemini-3-pro-image", "gemini-3-flash-image"]
+    assert config.capture_content is True
+    assert config.model("gemini-3-pro-image").price("4K") == 0.2  # type: ignore[union-attr]
+
+
+def test_config_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[shim]\nmax_extra_model_labels = 3\n")
+    monkeypatch.setenv("NBMON_CONFIG", str(path))
+    assert load_shim_config().max_extra_model_labels == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"bogus": 1}, "shim.bogus"),
+        ({"capture_content": "yes"}, "shim.capture_content"),
+        ({"max_extra_model_labels": -1}, "shim.max_extra_model_labels"),
+        ({"models": {}}, "shim.models"),
+        ({"models": {"m": {"prices_usd": {"8K": 1.0}}}}, "shim.models.m.prices_usd.8K"),
+        ({"models": {"m": {"prices_usd": {"1K": -1}}}}, "shim.models.m.prices_usd.1K"),
+        ({"models": {"m": {"prices_usd": {"1K": "cheap"}}}}, "shim.models.m.prices_usd.1K"),
+        ({"models": {"m": {"colour": "red"}}}, "shim.models.m.colour"),
+        ({"models": {"m": {}}, "primary_model": "m"}, "shim.fallback_model"),
+        ({"primary_model": ""}, "shim.primary_model"),
+    ],
+)
+def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        shim_config_from_mapping(data, "shim.")
+    assert caught.value.key == key
+    assert str(caught.value).startswith(key + ": ")
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_shim_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[shim\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_shim_config(bad)
+
+
+def test_unlisted_image_models_are_recognised_by_name() -> None:
+    config = ShimConfig(models=DEFAULT_MODELS)
+    assert config.is_image_model("gemini-3-pro-image") is True
+    assert config.is_image_model("gemini-2.5-flash") is False
+
+
+def test_bounded_label_caps_unknown_values() -> None:
+    label = labels.BoundedLabel(["known"], cap=2)
+    assert [label(v) for v in ["known", "a", "b", "c", "a", None]] == ["known", "a", "b", "other", "a", "other"]
+    assert label("has space") == "other"
+    assert label("x" * 65) == "other"
+
+
+@pytest.mark.parametrize(
+    ("raw", "bare"),
+    [
+        ("gemini-3-pro-image-preview", "gemini-3-pro-image-preview"),
+        ("models/gemini-3-pro-image-preview", "gemini-3-pro-image-preview"),
+        ("publishers/google/models/gemini-2.5-flash-image", "gemini-2.5-flash-image"),
+        ("projects/p/locations/global/publishers/google/models/gemini-2.5-flash-image", "gemini-2.5-flash-image"),
+        ("google/gemini-2.5-flash-image", "gemini-2.5-flash-image"),
+        ("tunedModels/123", "tunedModels/123"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_model_id_forms(raw: str | None, bare: str | None) -> None:
+    assert labels.model_id(raw) == bare
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET https://generativelanguage.googleapis.com/v1beta/models/m:generateContent?key=AIzaSECRETSECRET&alt=sse",
+        "headers={'x-goog-api-key': 'sk-SECRET-123'}",
+        "Authorization: Bearer ya29.SECRET",
+        "key AIzaSyA1234567890abcdefghijklmnopqrstuv leaked",
+    ],
+)
+def test_secrets_are_redacted(text: str) -> None:
+    redacted = redact_text(text)
+    assert "SECRET" not in redacted
+    assert "AIzaSyA1234567890abcdefghijklmnopqrstuv" not in redacted
+    assert REDACTED in redacted
+
+
+def test_configured_logging_redacts_every_value() -> None:
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    try:
+        structlog.get_logger("t").warning(
+            "call", url="http://h/x?key=SECRET1", api_key="SECRET2", nested={"authorization": "SECRET3"}
+        )
+    finally:
+        structlog.reset_defaults()
+    line = json.loads(stream.getvalue())
+    assert "SECRET" not in stream.getvalue()
+    assert line["event"] == "call" and line["level"] == "warning"
+    assert line["api_key"] == REDACTED
+
+
+def test_bad_log_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="log format"):
+        configure_logging("xml")
