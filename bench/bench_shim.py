@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import json
+import os
 import random
 import statistics
 import sys

@@ -68,7 +68,7 @@ def _reply(code: int, status: str, message: str, details: list[dict[str, Any]] |
 
 
 def delay_seconds_text(delay: str) -> str:
-    """"36s" -> "36", "6h34m53s" -> "23693": the number quoted in the 429 message ("Please retry in Ns")."""
+    """ "36s" -> "36", "6h34m53s" -> "23693": the number quoted in the 429 message ("Please retry in Ns")."""
     total = 0.0
     for amount, unit in re.findall(r"(\d+(?:\.\d+)?)([hms])", delay):
         total += float(amount) * {"h": 3600, "m": 60, "s": 1}[unit]
@@ -86,7 +86,10 @@ def _quota_details(model: str, *, per_day: bool, retry_delay: str) -> list[dict[
     }
     return [
         {"@type": _TYPE + "QuotaFailure", "violations": [violation]},
-        {"@type": _TYPE + "Help", "links": [{"description": "Learn more about Gemini API quotas", "url": RATE_LIMIT_DOCS}]},
+        {
+            "@type": _TYPE + "Help",
+            "links": [{"description": "Learn more about Gemini API quotas", "url": RATE_LIMIT_DOCS}],
+        },
         {"@type": _TYPE + "RetryInfo", "retryDelay": retry_delay},
     ]
 
@@ -118,8 +121,13 @@ def _legacy_rate_limit(model: str) -> ErrorReply:
         "PerProjectPerModel' of service 'generativelanguage.googleapis.com' for consumer "
         f"'project_number:000000000000' (model: {model})."
     )
-    details = [
-        {"@type": _TYPE + "ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com", "metadata": metadata},
+    details: list[dict[str, Any]] = [
+        {
+            "@type": _TYPE + "ErrorInfo",
+            "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com",
+            "metadata": metadata,
+        },
         {"@type": _TYPE + "Help", "links": [{"description": "Request a higher quota limit.", "url": RATE_LIMIT_DOCS}]},
     ]
     return _reply(429, "RESOURCE_EXHAUSTED", message, details)
@@ -198,3 +206,7 @@ def method_not_allowed_reply(method: str, path: str) -> ErrorReply:
 def stream_error_event() -> dict[str, Any]:
     """The in-stream error event a 200 SSE stream can end with; the SDK raises APIError when it sees it."""
     return api_error(503, "UNAVAILABLE", OVERLOADED_MESSAGE)
+
+
+def invalid_request_reply(message: str) -> ErrorReply:
+    return _reply(400, "INVALID_ARGUMENT", message)

@@ -81,7 +81,7 @@ class Profile(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
         """Forget any progress (scenario phases); stateless profiles have nothing to do."""
 
 
@@ -116,7 +116,12 @@ class SequenceProfile(Profile):
         return self.outcomes[draw.n] if draw.n < len(self.outcomes) else self.then
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "outcomes": [o.value for o in self.outcomes], "then": self.then.value, "seed": self.seed}
+        return {
+            "kind": self.kind,
+            "outcomes": [o.value for o in self.outcomes],
+            "then": self.then.value,
+            "seed": self.seed,
+        }
 
     def describe(self) -> str:
         return f"sequence {','.join(o.value for o in self.outcomes)} then {self.then.value}"

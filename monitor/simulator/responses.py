@@ -134,7 +134,9 @@ def _thought_parts(req: GenerateRequest, media: Media) -> list[dict[str, Any]]:
     return parts
 
 
-def _response(req: GenerateRequest, media: Media, candidate: dict[str, Any] | None, usage: dict[str, Any]) -> dict[str, Any]:
+def _response(
+    req: GenerateRequest, media: Media, candidate: dict[str, Any] | None, usage: dict[str, Any]
+) -> dict[str, Any]:
     body: dict[str, Any] = {"candidates": [candidate]} if candidate is not None else {}
     body.update(usageMetadata=usage, modelVersion=req.model, responseId=media.response_id)
     return body

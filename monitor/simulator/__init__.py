@@ -1,0 +1,53 @@
+"""A real HTTP server speaking the Gemini REST API, with scripted faults: the test double of nbmon.
+
+from monitor.simulator import SimulatorServer, parse_profile
+with SimulatorServer(profile=parse_profile("mix:overloaded=0.4"), seed=1) as sim:
+    client = genai.Client(api_key="test", http_options=types.HttpOptions(base_url=sim.url))
+"""
+
+from monitor.simulator.engine import SimConfig, Simulator
+from monitor.simulator.errors import ErrorReply, error_reply
+from monitor.simulator.handler import OVERRIDE_HEADER
+from monitor.simulator.images import noise_png, png_of_about, png_size, solid_png
+from monitor.simulator.outcomes import HTTP_200_OUTCOMES, OUTCOMES, Outcome
+from monitor.simulator.profiles import (
+    Draw,
+    FixedProfile,
+    HourlyProfile,
+    MixProfile,
+    Phase,
+    Profile,
+    ScenarioProfile,
+    SequenceProfile,
+)
+from monitor.simulator.responses import build_response, sse_chunks
+from monitor.simulator.server import SimulatorServer
+from monitor.simulator.specs import BUILTIN_SCENARIOS, parse_profile
+
+__all__ = [
+    "BUILTIN_SCENARIOS",
+    "HTTP_200_OUTCOMES",
+    "OUTCOMES",
+    "OVERRIDE_HEADER",
+    "Draw",
+    "ErrorReply",
+    "FixedProfile",
+    "HourlyProfile",
+    "MixProfile",
+    "Outcome",
+    "Phase",
+    "Profile",
+    "ScenarioProfile",
+    "SequenceProfile",
+    "SimConfig",
+    "Simulator",
+    "SimulatorServer",
+    "build_response",
+    "error_reply",
+    "noise_png",
+    "parse_profile",
+    "png_of_about",
+    "png_size",
+    "solid_png",
+    "sse_chunks",
+]
