@@ -202,7 +202,7 @@ def test_sdk_retries_exhausted(shim: Shim, gemini_sim: SimulatorServer) -> None:
 
 def test_connection_reset_is_a_network_error(shim: Shim, gemini_sim: SimulatorServer, gclient: genai.Client) -> None:
     gemini_sim.set_profile("fixed:reset")
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - whatever the transport raises, unchanged
+    with pytest.raises(Exception) as caught:
         gclient.models.generate_content(model=PRO, contents="x", config=IMAGE_CONFIG)
     assert type(caught.value).__module__.startswith(("httpx", "httpcore"))
     assert shim.value("nbmon_requests_total", model=PRO, code="none", error_class="network_error") == 1
@@ -212,7 +212,7 @@ def test_connection_reset_is_a_network_error(shim: Shim, gemini_sim: SimulatorSe
 def test_client_timeout(shim: Shim) -> None:
     with SimulatorServer(profile="fixed:slow", slow_seconds=2.0) as sim:
         client = genai_client(sim.url, timeout=300)  # milliseconds
-        with pytest.raises(Exception) as caught:  # noqa: PT011
+        with pytest.raises(Exception) as caught:
             client.models.generate_content(model=PRO, contents="x", config=IMAGE_CONFIG)
     assert "Timeout" in type(caught.value).__name__
     assert shim.value("nbmon_requests_total", model=PRO, code="none", error_class="timeout") == 1

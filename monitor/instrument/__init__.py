@@ -106,9 +106,14 @@ def instrument(
         except ValueError as exc:
             _log.error("nbmon.instrument.bad_config", error=str(exc))
             return False
-        provider = tracer_provider or trace.get_tracer_provider()
-        tracer = provider.get_tracer("nbmon", _package_version())
-        recorder = Recorder(ShimMetrics.for_registry(registry), tracer, logger or structlog.get_logger("nbmon"), config)
+        try:
+            provider = tracer_provider or trace.get_tracer_provider()
+            tracer = provider.get_tracer("nbmon", _package_version())
+            metrics = ShimMetrics.for_registry(registry)
+        except Exception as exc:  # noqa: BLE001 - e.g. our metric names already taken in that registry
+            _log.error("nbmon.instrument.setup_failed", error_type=type(exc).__name__, error=str(exc))
+            return False
+        recorder = Recorder(metrics, tracer, logger or structlog.get_logger("nbmon"), config)
         originals: list[tuple[type, str, Any]] = []
         get = _current_recorder
         for module, cls_name, method, factory in _PUBLIC:

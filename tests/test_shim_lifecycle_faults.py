@@ -1,0 +1,197 @@
+"""instrument()/uninstrument() lifecycle, the kill switch, and fault injection into telemetry."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+import pytest
+from google import genai
+from google.genai import errors, models, types
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry, Counter
+
+import monitor
+from monitor import _safety
+from monitor.simulator import SimulatorServer
+from monitor.testing import InternalErrorCollector
+from tests.conftest import IMAGE_CONFIG, PRO, Shim
+
+
+def _call(client: genai.Client) -> types.GenerateContentResponse:
+    return client.models.generate_content(model=PRO, contents="x", config=IMAGE_CONFIG)
+
+
+def _requests(registry: CollectorRegistry) -> float:
+    return registry.get_sample_value("nbmon_requests_total", {"model": PRO, "code": "200", "error_class": "ok"}) or 0.0
+
+
+def test_instrument_is_idempotent_and_reversible(uninstrumented: None, gclient: genai.Client) -> None:
+    original = models.Models.generate_content
+    registry = CollectorRegistry()
+    assert monitor.instrument(registry=registry) is True
+    assert monitor.instrument(registry=registry) is True  # second call: logged, nothing doubled
+    assert models.Models.generate_content is not original
+    _call(gclient)
+    assert _requests(registry) == 1
+    monitor.uninstrument()
+    monitor.uninstrument()  # safe twice
+    assert models.Models.generate_content is original
+    assert not monitor.is_instrumented()
+    _call(gclient)
+    assert _requests(registry) == 1
+    assert monitor.instrument(registry=registry) is True  # same registry again: no duplicate registration
+    _call(gclient)
+    assert _requests(registry) == 2
+
+
+def test_kill_switch_passes_straight_through(uninstrumented: None, gclient: genai.Client) -> None:
+    registry = CollectorRegistry()
+    monitor.instrument(registry=registry)
+    monitor.set_enabled(False)
+    _call(gclient)
+    assert _requests(registry) == 0
+    monitor.set_enabled(True)
+    _call(gclient)
+    assert _requests(registry) == 1
+
+
+def test_disabled_by_environment(uninstrumented: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBMON_DISABLED", "1")
+    assert monitor.instrument(registry=CollectorRegistry()) is False
+    assert not monitor.is_instrumented()
+
+
+@pytest.mark.parametrize("version", ["2.19.0", "4.0.0", "garbage"])
+def test_unsupported_sdk_version_is_logged_not_raised(
+    uninstrumented: None, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: version if name == "google-genai" else real(name))
+    original = models.Models.generate_content
+    assert monitor.instrument(registry=CollectorRegistry()) is False
+    assert models.Models.generate_content is original
+
+
+def test_registry_that_already_has_our_names(uninstrumented: None, gclient: genai.Client) -> None:
+    registry = CollectorRegistry()
+    Counter("nbmon_requests", "someone else's", registry=registry)
+    assert monitor.instrument(registry=registry) is False  # logged; the app is untouched
+    assert type(_call(gclient)) is types.GenerateContentResponse
+
+
+class _RaisingExporter(SpanExporter):
+    def export(self, spans: object) -> SpanExportResult:
+        raise RuntimeError("exporter down")
+
+
+def test_span_exporter_that_raises(uninstrumented: None, gclient: genai.Client) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_RaisingExporter()))
+    registry = CollectorRegistry()
+    monitor.instrument(registry=registry, tracer_provider=provider)
+    assert type(_call(gclient)) is types.GenerateContentResponse
+    assert _requests(registry) == 1
+
+
+class _BrokenTracer(Tracer):
+    def start_span(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracer broken")
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracer broken")
+
+
+class _BrokenTracerProvider(TracerProvider):
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
+        return _BrokenTracer()
+
+
+class _BrokenLogger:
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("logger broken")
+
+    warning = info
+
+
+@pytest.mark.telemetry_faults
+def test_broken_tracer_never_reaches_the_app(
+    uninstrumented: None, gclient: genai.Client, fail_on_swallowed_telemetry_errors: InternalErrorCollector
+) -> None:
+    registry = CollectorRegistry()
+    monitor.instrument(registry=registry, tracer_provider=_BrokenTracerProvider())
+    assert type(_call(gclient)) is types.GenerateContentResponse
+    assert registry.get_sample_value("nbmon_internal_errors_total", {"component": "shim.start"}) == 1
+    assert [c for c, _ in fail_on_swallowed_telemetry_errors.errors] == ["shim.start"]
+
+
+@pytest.mark.telemetry_faults
+def test_broken_logger_keeps_result_and_exception(
+    uninstrumented: None,
+    gemini_sim: SimulatorServer,
+    gclient: genai.Client,
+    fail_on_swallowed_telemetry_errors: InternalErrorCollector,
+) -> None:
+    registry = CollectorRegistry()
+    monitor.instrument(registry=registry, logger=_BrokenLogger())
+    response = _call(gclient)
+    assert response.candidates and response.candidates[0].content is not None
+    gemini_sim.set_profile("fixed:overloaded")
+    with pytest.raises(errors.ServerError) as caught:
+        _call(gclient)
+    assert caught.value.code == 503
+    assert caught.value.__context__ is None  # our swallowed error left no trace on the app's exception
+    assert registry.get_sample_value("nbmon_internal_errors_total", {"component": "shim.finish"}) == 2
+    # metrics recorded before the log line are still there
+    assert registry.get_sample_value("nbmon_generations_total", {"model": PRO, "error_class": "overloaded"}) == 1
+    assert len(fail_on_swallowed_telemetry_errors.errors) == 2
+
+
+@pytest.mark.telemetry_faults
+def test_guard_reports_once_and_swallows_only_exceptions() -> None:
+    counted: list[str] = []
+    with InternalErrorCollector() as collector:
+        for _ in range(3):
+            with _safety.guarded("unit", counted.append):
+                raise ValueError("boom")
+        with pytest.raises(KeyboardInterrupt), _safety.guarded("unit", counted.append):
+            raise KeyboardInterrupt
+    assert counted == ["unit", "unit", "unit"]
+    assert [c for c, _ in collector.errors] == ["unit", "unit", "unit"]
+
+
+def test_capture_content_is_opt_in(uninstrumented: None, gclient: genai.Client, shim_factory: Any) -> None:
+    off = shim_factory(capture_content=False)
+    _call(gclient)
+    assert "nbmon.prompt" not in (off.only_span().attributes or {})
+    assert "prompt" not in off.events()[0]
+
+
+def test_capture_content_on(uninstrumented: None, gclient: genai.Client, shim_factory: Any) -> None:
+    on = shim_factory(capture_content=True)
+    gclient.models.generate_content(model=PRO, contents="a purple banana", config=IMAGE_CONFIG)
+    assert (on.only_span().attributes or {})["nbmon.prompt"] == "a purple banana"
+    assert on.events()[0]["prompt"] == "a purple banana"
+
+
+@pytest.fixture
+def shim_factory(tracer_provider: TracerProvider, span_exporter: Any) -> Any:
+    import structlog
+    from structlog.testing import LogCapture
+
+    from monitor.config import ShimConfig
+
+    def make(**config: Any) -> Shim:
+        capture = LogCapture()
+        registry = CollectorRegistry()
+        monitor.instrument(
+            registry=registry,
+            tracer_provider=tracer_provider,
+            logger=structlog.wrap_logger(None, processors=[capture]),
+            config=ShimConfig(**config),
+        )
+        return Shim(registry, span_exporter, capture)
+
+    return make
