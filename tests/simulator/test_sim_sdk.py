@@ -136,7 +136,7 @@ def test_stream_error_raises_mid_iteration(sim: SimulatorServer, client: genai.C
     received: list[types.GenerateContentResponse] = []
     with pytest.raises(errors.APIError) as caught:
         for chunk in client.models.generate_content_stream(model=PRO, contents="a cat", config=IMAGE_CONFIG):
-            received.append(chunk)  # noqa: PERF402 - keep what arrived before the error
+            received.append(chunk)
     assert caught.value.code == 503 and caught.value.status == "UNAVAILABLE"
     assert len(received) == 3  # the thought text and the two thought images arrived first
     assert all(p.thought for p in stream_parts(received))
@@ -148,7 +148,7 @@ async def test_async_stream_error_raises_mid_iteration(sim: SimulatorServer, acl
     stream = await aclient.models.generate_content_stream(model=FLASH, contents="a cat", config=IMAGE_CONFIG)
     with pytest.raises(errors.ServerError):
         async for chunk in stream:
-            received.append(chunk)  # noqa: PERF401 - keep what arrived before the error
+            received.append(chunk)
     assert len(received) == 1
 
 
