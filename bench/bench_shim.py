@@ -1,119 +1,69 @@
-"""Instrumented versus bare google-genai call against an in-process fake transport.
+"""nbmon's shim versus a bare google-genai call, against an in-process fake transport.
 
-Rounds alternate (bare, instrumented, bare, ...) so machine noise hits both sides alike; the figure
-that matters is the ratio of medians, not the absolute time. Not a test: run `make bench`.
+Bare and instrumented rounds alternate and the ratio is the median of per-pair ratios, so machine
+noise hits both sides alike: the ratio holds, absolute times do not. Not a test: run `make bench`.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
-import random
-import statistics
 import sys
-import time
-from collections.abc import Callable
+from pathlib import Path
 
-import httpx2
+sys.path.insert(0, str(Path(__file__).parent))
+
 import structlog
+from _common import TABLE_HEADER, fake_client, image_call, paired_rounds, response_body, table_row
 from google import genai
-from google.genai import types
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import NoOpTracerProvider
 from prometheus_client import CollectorRegistry
 
 import monitor
 
-MODEL = "gemini-3-pro-image-preview"
+SIZES = (("~50 KB", 37_000), ("~1.5 MB", 1_100_000))
 
 
 class _DropExporter(SpanExporter):
+    """Receives every span, sends nothing: the SDK's span work is counted, a network is not."""
+
     def export(self, spans: object) -> SpanExportResult:
         return SpanExportResult.SUCCESS
 
 
-def response_body(image_bytes: int, seed: int = 7) -> bytes:
-    """A realistic Pro response: thought text, one thought image, the final image, usage."""
-    rng = random.Random(seed)
-    thought = base64.b64encode(rng.randbytes(image_bytes // 4)).decode()
-    final = base64.b64encode(rng.randbytes(image_bytes)).decode()
-    body = {
-        "candidates": [
-            {
-                "content": {
-                    "role": "model",
-                    "parts": [
-                        {"text": "planning the layout", "thought": True},
-                        {"inlineData": {"mimeType": "image/png", "data": thought}, "thought": True},
-                        {"inlineData": {"mimeType": "image/png", "data": final}, "thoughtSignature": "c2ln"},
-                    ],
-                },
-                "finishReason": "STOP",
-                "index": 0,
-            }
-        ],
-        "usageMetadata": {"promptTokenCount": 14, "candidatesTokenCount": 1120, "thoughtsTokenCount": 210},
-        "modelVersion": MODEL,
-        "responseId": "bench",
-    }
-    return json.dumps(body).encode()
-
-
-def make_client(body: bytes) -> genai.Client:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
-
-    transport = httpx2.MockTransport(handler)
-    return genai.Client(
-        api_key="bench", http_options=types.HttpOptions(httpx_client=httpx2.Client(transport=transport))
-    )
-
-
-def time_calls(call: Callable[[], object], n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        call()
-    return (time.perf_counter() - start) / n
-
-
-def run(image_bytes: int, rounds: int, calls: int) -> tuple[float, float]:
-    client = make_client(response_body(image_bytes))
-    config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
-
-    def call() -> object:
-        return client.models.generate_content(model=MODEL, contents="a banana", config=config)
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(_DropExporter()))
-    registry = CollectorRegistry()
-    for _ in range(3):  # warm up both paths
-        call()
-    bare: list[float] = []
-    instrumented: list[float] = []
-    for _ in range(rounds):
-        bare.append(time_calls(call, calls))
-        monitor.instrument(registry=registry, tracer_provider=provider)
-        instrumented.append(time_calls(call, calls))
-        monitor.uninstrument()
-    provider.shutdown()
-    return statistics.median(bare), statistics.median(instrumented)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=200, help="calls per round (1.5 MB case uses a fifth)")
+    parser.add_argument("--rounds", type=int, default=15, help="bare/instrumented pairs (default 15)")
+    parser.add_argument("--calls", type=int, default=100, help="calls per round at ~50 KB (a fifth at ~1.5 MB)")
     args = parser.parse_args()
     # JSON logs to /dev/null: rendering and the write are counted, a terminal is not.
-    monitor.configure_logging("json", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
-    print(f"google-genai {genai.__version__}, {args.rounds} alternating rounds, median per call")
-    print(f"{'response':>10} {'bare ms':>9} {'nbmon ms':>9} {'ratio':>6}")
-    for label, size, calls in (("~50 KB", 37_000, args.calls), ("~1.5 MB", 1_100_000, max(args.calls // 5, 10))):
-        bare, inst = run(size, args.rounds, calls)
-        print(f"{label:>10} {bare * 1e3:9.3f} {inst * 1e3:9.3f} {inst / bare:6.3f}")
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives for the run
+    monitor.configure_logging("json", stream=devnull)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_DropExporter(), max_queue_size=100_000))
+    setups = {
+        "metrics + logs + OTel SDK spans": {"tracer_provider": provider},
+        "metrics + logs, no OTel SDK": {"tracer_provider": NoOpTracerProvider()},
+    }
+    print(f"google-genai {genai.__version__}, {args.rounds} paired rounds, per call (median)")
+    print(TABLE_HEADER)
+    for size_label, size in SIZES:
+        client = fake_client(response_body(size))
+        call = image_call(client)
+        calls = args.calls if size < 100_000 else max(args.calls // 5, 10)
+        for setup_label, kwargs in setups.items():
+            registry = CollectorRegistry()
+
+            def on(kwargs: dict[str, object] = kwargs, registry: CollectorRegistry = registry) -> None:
+                monitor.instrument(registry=registry, **kwargs)  # type: ignore[arg-type]
+
+            result = paired_rounds(call, on, monitor.uninstrument, args.rounds, calls)
+            print(table_row(f"{size_label} {setup_label}", result))
+    provider.shutdown()
     structlog.reset_defaults()
+    devnull.close()
     return 0
 
 

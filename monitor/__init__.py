@@ -1,8 +1,8 @@
 """nbmon: observability and quota monitoring for Gemini image generation."""
 
 from monitor.config import ConfigError, ModelSpec, ShimConfig, load_shim_config
-from monitor.instrument import instrument, is_instrumented, set_enabled, uninstrument
 from monitor.logs import configure_logging
+from monitor.shim import instrument, is_instrumented, set_enabled, uninstrument
 from monitor.taxonomy import (
     Category,
     ErrorClass,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from monitor.instrument import genai_version
+from monitor.shim import genai_version
 
 
 def _version(_args: argparse.Namespace) -> int:

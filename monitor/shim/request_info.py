@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from monitor import labels
 from monitor.config import DEFAULT_IMAGE_SIZE, IMAGE_SIZES, ShimConfig
-from monitor.instrument import semconv
+from monitor.shim import semconv
 
 _MAX_CAPTURED_PROMPT = 2000
 
@@ -32,7 +32,7 @@ class RequestInfo:
 def _field(obj: Any, snake: str, camel: str) -> Any:
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict):  # a plain dict (not the Mapping ABC): this runs on every call
         return obj.get(snake, obj.get(camel))
     return getattr(obj, snake, None)
 

@@ -16,9 +16,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from monitor import labels
 from monitor._safety import guarded
 from monitor.config import ShimConfig
-from monitor.instrument import semconv
-from monitor.instrument.request_info import RequestInfo, read_request
 from monitor.metrics import ShimMetrics
+from monitor.shim import semconv
+from monitor.shim.request_info import RequestInfo, read_request
 from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
 from monitor.taxonomy.classify import with_code
 
@@ -167,6 +167,8 @@ class Recorder:
         cls = outcome.error_class.value
         self._child(self._metrics.requests, call.model_label, outcome.code_label, cls).inc()
         self._child(self._metrics.request_duration, call.model_label, cls).observe(end - started)
+        if not call.span.is_recording():
+            return
         event: dict[str, Any] = {semconv.EVENT_ATTEMPT: call.attempts, semconv.NBMON_ERROR_CLASS: cls}
         if outcome.http_code is not None:
             event[semconv.EVENT_CODE] = outcome.http_code
@@ -204,6 +206,9 @@ class Recorder:
 
     def _end_span(self, call: Call, outcome: Outcome, final: int, thought: int, cost: float) -> None:
         span, summary = call.span, call.summary
+        if not span.is_recording():  # no SDK, or not sampled: skip building attributes
+            span.end()
+            return
         attrs: dict[str, Any] = {
             semconv.NBMON_ERROR_CLASS: outcome.error_class.value,
             semconv.NBMON_ATTEMPTS: call.attempts,

@@ -14,9 +14,9 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from monitor.config import ShimConfig, load_shim_config
-from monitor.instrument import wrappers
-from monitor.instrument.recorder import Recorder
 from monitor.metrics import ShimMetrics
+from monitor.shim import wrappers
+from monitor.shim.recorder import Recorder
 
 SUPPORTED_GENAI = (3, 4)  # google-genai >= 3.0, < 4
 DISABLE_ENV = "NBMON_DISABLED"

@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from monitor.instrument.recorder import Call, Recorder
+from monitor.shim.recorder import Call, Recorder
 
 CURRENT_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("nbmon_call", default=None)
 

@@ -1,0 +1,114 @@
+"""Shared by the benchmarks: the fake response, the in-process transport, paired timing.
+
+Imports neither nbmon nor any instrumentation, so the OpenTelemetry comparison can run it in a
+second virtualenv with google-genai 2.x.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MODEL = "gemini-3-pro-image-preview"
+
+
+def response_body(image_bytes: int, seed: int = 7) -> bytes:
+    """A realistic Pro response: thought text, one thought image, the final image, usage metadata."""
+    rng = random.Random(seed)
+    thought = base64.b64encode(rng.randbytes(image_bytes // 4)).decode()
+    final = base64.b64encode(rng.randbytes(image_bytes)).decode()
+    body = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"text": "planning the layout", "thought": True},
+                        {"inlineData": {"mimeType": "image/png", "data": thought}, "thought": True},
+                        {"inlineData": {"mimeType": "image/png", "data": final}, "thoughtSignature": "c2ln"},
+                    ],
+                },
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 14, "candidatesTokenCount": 1120, "thoughtsTokenCount": 210},
+        "modelVersion": MODEL,
+        "responseId": "bench",
+    }
+    return json.dumps(body).encode()
+
+
+def fake_client(body: bytes) -> Any:
+    """A real genai.Client whose HTTP client answers every request in-process with `body`."""
+    from google import genai
+    from google.genai import types
+
+    try:  # google-genai 3.x sends through httpx2; 2.x through httpx
+        import httpx2 as httpx_lib
+    except ImportError:
+        import httpx as httpx_lib
+
+    def handler(request: Any) -> Any:
+        return httpx_lib.Response(200, content=body, headers={"content-type": "application/json"})
+
+    http_client = httpx_lib.Client(transport=httpx_lib.MockTransport(handler))
+    return genai.Client(api_key="bench", http_options=types.HttpOptions(httpx_client=http_client))
+
+
+def image_call(client: Any) -> Callable[[], object]:
+    from google.genai import types
+
+    config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
+    return lambda: client.models.generate_content(model=MODEL, contents="a banana", config=config)
+
+
+def time_per_call(call: Callable[[], object], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        call()
+    return (time.perf_counter() - start) / n
+
+
+@dataclass
+class Paired:
+    bare_s: float
+    instrumented_s: float
+    ratio: float  # median of per-pair ratios: each pair ran back to back, so drift cancels
+    rounds: int
+
+
+def paired_rounds(
+    call: Callable[[], object], on: Callable[[], None], off: Callable[[], None], rounds: int, calls: int
+) -> Paired:
+    """Alternate bare and instrumented rounds (order flipped every pair) and compare within pairs."""
+    for _ in range(max(calls // 10, 3)):
+        call()
+    bare: list[float] = []
+    inst: list[float] = []
+    for i in range(rounds):
+        for instrumented in (i % 2 == 0, i % 2 != 0):
+            if instrumented:
+                on()
+                inst.append(time_per_call(call, calls))
+                off()
+            else:
+                bare.append(time_per_call(call, calls))
+    ratios = [i / b for i, b in zip(inst, bare, strict=True)]
+    return Paired(statistics.median(bare), statistics.median(inst), statistics.median(ratios), rounds)
+
+
+def table_row(label: str, result: Paired) -> str:
+    return (
+        f"{label:<34} {result.bare_s * 1e3:9.3f} {result.instrumented_s * 1e3:9.3f} "
+        f"{(result.instrumented_s - result.bare_s) * 1e6:9.0f} {result.ratio:7.3f}"
+    )
+
+
+TABLE_HEADER = f"{'case':<34} {'bare ms':>9} {'inst ms':>9} {'+us/call':>9} {'ratio':>7}"
