@@ -30,8 +30,19 @@ unit: $(STAMP)
 
 test: lint types unit
 
-bench: $(STAMP)
+# The OpenTelemetry google-genai comparison needs google-genai <3, hence a second virtualenv.
+OTEL_VENV := bench/.venv-otel
+OTEL_STAMP := $(OTEL_VENV)/.installed
+
+$(OTEL_STAMP): bench/requirements-otel.txt
+	$(PYTHON) -m venv $(OTEL_VENV)
+	$(OTEL_VENV)/bin/pip install --quiet --upgrade pip
+	$(OTEL_VENV)/bin/pip install --quiet -r bench/requirements-otel.txt
+	touch $(OTEL_STAMP)
+
+bench: $(STAMP) $(OTEL_STAMP)
 	$(BIN)/python bench/bench_shim.py
+	$(OTEL_VENV)/bin/python bench/bench_otel_genai.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import labels
-from monitor._safety import guarded
+from monitor._safety import report_internal_error
 from monitor.config import ShimConfig
 from monitor.metrics import ShimMetrics
 from monitor.shim import semconv
@@ -63,7 +63,9 @@ class Recorder:
         self.http_hooked = http_hooked
         self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
         self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
-        # prometheus_client's labels() validates and locks on every call; children never change.
+        self._specs = {m.id: m for m in config.models}
+        # prometheus_client's labels() validates and locks on every call; children never change,
+        # so they are looked up once per label combination and kept.
         self._children: dict[tuple[object, ...], Any] = {}
 
     def _child(self, metric: Any, *values: str) -> Any:
@@ -76,8 +78,12 @@ class Recorder:
     def _count_internal(self, component: str) -> None:
         self._metrics.internal_errors.labels(component).inc()
 
+    def _internal_error(self, component: str, error: Exception) -> None:
+        # try/except rather than `with guarded(...)` on the hot path: same guarantee, fewer calls.
+        report_internal_error(component, error, self._count_internal)
+
     def start(self, models: Any, kwargs: Mapping[str, Any], *, stream: bool) -> Call | None:
-        with guarded("shim.start", self._count_internal):
+        try:
             info = read_request(models, kwargs, self._config)
             attributes: dict[str, Any] = {
                 semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION,
@@ -100,15 +106,19 @@ class Recorder:
             name = f"{semconv.OPERATION} {info.model}" if info.model else semconv.OPERATION
             span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             return Call(info, self._model_label(info.model), stream, self._clock(), span)
-        return None
+        except Exception as error:  # noqa: BLE001 - telemetry never reaches the app
+            self._internal_error("shim.start", error)
+            return None
 
     def attempt_started(self, call: Call) -> float:
         now = self._clock()
-        with guarded("shim.attempt", self._count_internal):
-            if call.pending_start is not None:
+        if call.pending_start is not None:
+            try:
                 # A 200 followed by another request (continuation, function calling): that one was ok.
                 self._record_attempt(call, Outcome(ErrorClass.OK, http_code=200), call.pending_start, now)
-                call.pending_start = None
+            except Exception as error:  # noqa: BLE001
+                self._internal_error("shim.attempt", error)
+            call.pending_start = None
         return now
 
     def attempt_succeeded(self, call: Call, started: float) -> None:
@@ -116,31 +126,41 @@ class Recorder:
 
     def attempt_failed(self, call: Call, error: BaseException, started: float) -> None:
         end = self._clock()
-        with guarded("shim.attempt", self._count_internal):
+        try:
             outcome = classify_exception(error)
             call.last_error, call.last_outcome = error, outcome
             self._record_attempt(call, outcome, started, end)
+        except Exception as internal:  # noqa: BLE001
+            self._internal_error("shim.attempt", internal)
 
     def add_chunk(self, call: Call, chunk: object) -> None:
-        with guarded("shim.chunk", self._count_internal):
+        try:
             call.summary.add_response(chunk)
+        except Exception as error:  # noqa: BLE001
+            self._internal_error("shim.chunk", error)
 
     def finish_response(self, call: Call, response: object) -> None:
-        with guarded("shim.finish", self._count_internal):
+        try:
             call.summary.add_response(response)
             self._finish(call, None)
+        except Exception as error:  # noqa: BLE001
+            self._internal_error("shim.finish", error)
 
     def finish_stream(self, call: Call, *, closed_early: bool = False) -> None:
-        with guarded("shim.finish", self._count_internal):
+        try:
             if closed_early and call.summary.final_images == 0:
                 # The app stopped reading before the end: no verdict on the content.
                 self._finish(call, None, Outcome(ErrorClass.UNKNOWN, http_code=200, reason="stream_closed"))
             else:
                 self._finish(call, None)
+        except Exception as error:  # noqa: BLE001
+            self._internal_error("shim.finish", error)
 
     def finish_exception(self, call: Call, error: BaseException) -> None:
-        with guarded("shim.finish", self._count_internal):
+        try:
             self._finish(call, error)
+        except Exception as internal:  # noqa: BLE001
+            self._internal_error("shim.finish", internal)
 
     def _finish(self, call: Call, error: BaseException | None, forced: Outcome | None = None) -> None:
         if call.finished:
@@ -185,7 +205,7 @@ class Recorder:
         cost = 0.0
         if final:
             self._child(m.images, model, info.image_size, "final").inc(final)
-            spec = self._config.model(info.model)
+            spec = self._specs.get(info.model) if info.model else None
             price = spec.price(info.image_size) if spec is not None else None
             if price is not None:
                 cost = final * price
