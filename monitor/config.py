@@ -35,14 +35,16 @@ class ModelSpec:
     id: str
     image_model: bool = True
     prices_usd: Mapping[str, float] = field(default_factory=dict)
+    # imageConfig.imageSize values the model accepts; empty: send none (Flash has a fixed 1024px).
+    image_sizes: tuple[str, ...] = IMAGE_SIZES
 
     def price(self, image_size: str) -> float | None:
         return self.prices_usd.get(image_size, self.prices_usd.get("default"))
 
 
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec("gemini-3-pro-image-preview", True, {"1K": 0.134, "2K": 0.134, "4K": 0.24}),
-    ModelSpec("gemini-2.5-flash-image", True, {"default": 0.039}),
+    ModelSpec("gemini-3-pro-image-preview", True, {"1K": 0.134, "2K": 0.134, "4K": 0.24}, ("1K", "2K", "4K")),
+    ModelSpec("gemini-2.5-flash-image", True, {"default": 0.039}, ()),
 )
 
 
@@ -118,8 +120,8 @@ def _models(raw: object, key: str) -> tuple[ModelSpec, ...]:
         if not isinstance(spec, Mapping):
             raise ConfigError(where, "must be a table")
         for name in spec:
-            if name not in ("image_model", "prices_usd"):
-                raise ConfigError(f"{where}.{name}", "unknown key (expected image_model or prices_usd)")
+            if name not in ("image_model", "prices_usd", "image_sizes"):
+                raise ConfigError(f"{where}.{name}", "unknown key (expected image_model, prices_usd or image_sizes)")
         prices = spec.get("prices_usd", {})
         if not isinstance(prices, Mapping):
             raise ConfigError(f"{where}.prices_usd", "must be a table of image size -> USD")
@@ -128,7 +130,11 @@ def _models(raw: object, key: str) -> tuple[ModelSpec, ...]:
                 raise ConfigError(f"{where}.prices_usd.{size}", f"unknown image size (use {IMAGE_SIZES} or default)")
             if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price) or price < 0:
                 raise ConfigError(f"{where}.prices_usd.{size}", "must be a number >= 0")
-        specs.append(ModelSpec(str(model_id), _flag(spec, "image_model", True, f"{where}."), dict(prices)))
+        sizes = spec.get("image_sizes", list(IMAGE_SIZES))
+        if not isinstance(sizes, list) or any(size not in IMAGE_SIZES for size in sizes):
+            raise ConfigError(f"{where}.image_sizes", f"must be a list drawn from {list(IMAGE_SIZES)}")
+        image_model = _flag(spec, "image_model", True, f"{where}.")
+        specs.append(ModelSpec(str(model_id), image_model, dict(prices), tuple(sizes)))
     return tuple(specs)
 
 

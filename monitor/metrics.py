@@ -20,6 +20,10 @@ TOKENS_TOTAL = "nbmon_tokens"
 BLOCKS_TOTAL = "nbmon_blocks"
 INTERNAL_ERRORS_TOTAL = "nbmon_internal_errors"
 GENERATION_DURATION = "nbmon_generation_duration_seconds"
+RETRIES_TOTAL = "nbmon_retries"
+RETRY_WAIT_TOTAL = "nbmon_retry_wait_seconds"
+FALLBACKS_TOTAL = "nbmon_fallbacks"
+DEGRADED_ROUTING_TOTAL = "nbmon_degraded_routing"
 
 
 class ShimMetrics:
@@ -89,6 +93,48 @@ class ShimMetrics:
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> ShimMetrics:
         """One ShimMetrics per registry, so instrument/uninstrument/instrument never re-registers."""
+        registry = registry if registry is not None else REGISTRY
+        with cls._lock:
+            metrics = cls._by_registry.get(registry)
+            if metrics is None:
+                metrics = cls._by_registry[registry] = cls(registry)
+            return metrics
+
+
+class GeneratorMetrics:
+    """ImageGenerator's metrics: retries, waits, fallbacks and degraded-mode routing (a public contract)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.retries = Counter(
+            RETRIES_TOTAL,
+            "Attempts ImageGenerator repeated on the same model, by the class that caused the retry.",
+            ["model", "error_class"],
+            registry=registry,
+        )
+        self.retry_wait = Counter(
+            RETRY_WAIT_TOTAL,
+            "Seconds ImageGenerator waited between attempts (backoff and server-advised delays).",
+            ["model"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            FALLBACKS_TOTAL,
+            "Calls moved to the fallback model; reason is degraded_mode, retries_exhausted or quota_exhausted.",
+            ["from_model", "to_model", "reason"],
+            registry=registry,
+        )
+        self.routing = Counter(
+            DEGRADED_ROUTING_TOTAL,
+            "Routing decisions while degraded: flash (sent to the fallback) or canary (kept on the primary).",
+            ["decision"],
+            registry=registry,
+        )
+
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, GeneratorMetrics]] = weakref.WeakKeyDictionary()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def for_registry(cls, registry: CollectorRegistry | None = None) -> GeneratorMetrics:
         registry = registry if registry is not None else REGISTRY
         with cls._lock:
             metrics = cls._by_registry.get(registry)

@@ -1,0 +1,125 @@
+"""AsyncImageGenerator: the asyncio driver of the same retry engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google import genai
+from opentelemetry import context as otel_context
+
+from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response
+from monitor.generator.base import GeneratorBase, Request
+from monitor.generator.engine import Call, Notice, ReadFlag, Sleep
+from monitor.generator.result import ImageResult, Progress
+from monitor.generator.sync import _activate
+from monitor.generator.telemetry import GeneratorTelemetry
+
+
+class AsyncImageGenerator(GeneratorBase):
+    """ImageGenerator for asyncio apps; calls `client.aio`. Same policy, routing and telemetry."""
+
+    def __init__(self, client: genai.Client, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.client = client
+
+    async def generate(
+        self,
+        prompt_or_contents: Any,
+        *,
+        image_size: str = "1K",
+        aspect_ratio: str | None = None,
+        deadline_s: float | None = None,
+        **config: Any,
+    ) -> ImageResult:
+        request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
+        steps, telemetry = self._start(request)
+        try:
+            operation = next(steps)
+            while True:
+                if isinstance(operation, Call):
+                    reply: Any = await self._call(request, operation, telemetry)
+                else:
+                    reply = await self._perform(operation)
+                operation = steps.send(reply)
+        except StopIteration as done:
+            result: ImageResult = done.value
+            self._finish(telemetry, result, None)
+            return result
+        except BaseException as error:
+            self._finish(telemetry, None, error)
+            raise
+
+    async def generate_stream(
+        self,
+        prompt_or_contents: Any,
+        *,
+        image_size: str = "1K",
+        aspect_ratio: str | None = None,
+        deadline_s: float | None = None,
+        **config: Any,
+    ) -> AsyncIterator[Progress]:
+        request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
+        steps, telemetry = self._start(request)
+        try:
+            operation = next(steps)
+            while True:
+                if isinstance(operation, Call):
+                    builder = AttemptBuilder()
+                    reply: Any = None
+                    try:
+                        token = _activate(telemetry)
+                        try:
+                            config_ = self._config_for(request, operation.model, operation.timeout_s)
+                            chunks = await self.client.aio.models.generate_content_stream(
+                                model=operation.model, contents=request.contents, config=config_
+                            )
+                            async for chunk in chunks:
+                                for kind, payload, mime in builder.add(chunk):
+                                    if kind == "thought_image" and isinstance(payload, bytes):
+                                        yield Progress("thought_image", operation.model, image=payload, mime_type=mime)
+                                    elif kind == "text" and isinstance(payload, str):
+                                        yield Progress("text", operation.model, text=payload)
+                        finally:
+                            otel_context.detach(token)
+                        reply = builder.finish()
+                    except Exception as error:  # noqa: BLE001 - classified; the engine decides
+                        reply = from_error(error)
+                elif isinstance(operation, Notice):
+                    yield Progress(
+                        operation.kind, operation.model, wait_s=operation.wait_s, error_class=operation.error_class
+                    )
+                    reply = None
+                else:
+                    reply = await self._perform(operation)
+                operation = steps.send(reply)
+        except StopIteration as done:
+            result: ImageResult = done.value
+            self._finish(telemetry, result, None)
+            yield Progress("final", result.served_model, image=result.image, mime_type=result.mime_type, result=result)
+        except BaseException as error:
+            self._finish(telemetry, None, error)
+            raise
+
+    async def _call(self, request: Request, operation: Call, telemetry: GeneratorTelemetry) -> AttemptResult:
+        config = self._config_for(request, operation.model, operation.timeout_s)
+        token = _activate(telemetry)
+        try:
+            response = await self.client.aio.models.generate_content(
+                model=operation.model, contents=request.contents, config=config
+            )
+        except Exception as error:  # noqa: BLE001 - classified; the engine decides
+            return from_error(error)
+        finally:
+            otel_context.detach(token)
+        return from_response(response)
+
+    async def _perform(self, operation: ReadFlag | Sleep | Notice) -> Any:
+        if isinstance(operation, ReadFlag):
+            try:
+                return bool(await self.flag_source.adegraded())
+            except Exception:  # noqa: BLE001 - a broken flag source must not break generation
+                return False
+        if isinstance(operation, Sleep):
+            await self.clock.asleep(operation.seconds)
+        return None

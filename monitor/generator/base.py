@@ -1,0 +1,133 @@
+"""What the sync and async generators share: settings, validation, request building, telemetry set-up."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from google.genai import types
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, TracerProvider
+from prometheus_client import CollectorRegistry
+
+from monitor.config import IMAGE_SIZES, ShimConfig
+from monitor.generator.clock import Clock, SystemClock
+from monitor.generator.engine import Plan, Route, plan
+from monitor.generator.flags import FlagSource, InProcessFlag
+from monitor.generator.policy import RetryPolicy
+from monitor.generator.result import ImageResult
+from monitor.generator.telemetry import GeneratorTelemetry
+from monitor.metrics import GeneratorMetrics, ShimMetrics
+
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:8", "8:1", "1:4", "4:1")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    contents: Any
+    image_size: str
+    aspect_ratio: str | None
+    deadline_s: float | None
+    extra: dict[str, Any]
+
+
+class GeneratorBase:
+    def __init__(
+        self,
+        *,
+        primary_model: str | None = None,
+        fallback_model: str | None = None,
+        fallback: bool = True,
+        policy: RetryPolicy | None = None,
+        flag_source: FlagSource | None = None,
+        canary_share: float = 0.05,
+        config: ShimConfig | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        registry: CollectorRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self.config = config or ShimConfig()
+        self.primary_model = primary_model or self.config.primary_model
+        self.fallback_model = (fallback_model or self.config.fallback_model) if fallback else None
+        if self.fallback_model == self.primary_model:
+            raise ValueError("fallback_model: must differ from primary_model (or pass fallback=False)")
+        if not (isinstance(canary_share, int | float) and 0 <= canary_share <= 1):
+            raise ValueError(f"canary_share: must be between 0 and 1, got {canary_share!r}")
+        self.canary_share = float(canary_share)
+        self.policy = policy or RetryPolicy()
+        self.flag_source: FlagSource = flag_source or InProcessFlag()
+        self.clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._metrics = GeneratorMetrics.for_registry(registry)
+        self._shim_metrics = ShimMetrics.for_registry(registry)
+        self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("nbmon.generator")
+
+    def _request(
+        self, contents: Any, image_size: str, aspect_ratio: str | None, deadline_s: float | None, extra: dict[str, Any]
+    ) -> Request:
+        """Validate before any request is sent: a bad argument must never cost an API call."""
+        if contents is None or (isinstance(contents, str | list) and not contents):
+            raise ValueError("prompt_or_contents: must not be empty")
+        spec = self.config.model(self.primary_model)
+        sizes = spec.image_sizes if spec is not None and spec.image_sizes else IMAGE_SIZES
+        if image_size not in sizes:
+            raise ValueError(f"image_size: {image_size!r} is not one of {list(sizes)} for {self.primary_model}")
+        if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
+            raise ValueError(f"aspect_ratio: {aspect_ratio!r} is not one of {list(ASPECT_RATIOS)}")
+        deadline = self.policy.deadline_s if deadline_s is None else deadline_s
+        if deadline is not None and not (
+            isinstance(deadline, int | float) and math.isfinite(deadline) and deadline > 0
+        ):
+            raise ValueError(f"deadline_s: must be a positive number of seconds, got {deadline!r}")
+        for key in ("response_modalities", "image_config"):
+            if key in extra:
+                raise ValueError(f"{key}: set by ImageGenerator (use image_size= and aspect_ratio=)")
+        return Request(contents, image_size, aspect_ratio, deadline, extra)
+
+    def _config_for(self, request: Request, model: str, timeout_s: float | None) -> types.GenerateContentConfig:
+        spec = self.config.model(model)
+        takes_size = spec is None or request.image_size in spec.image_sizes
+        image_config = types.ImageConfig(
+            aspect_ratio=request.aspect_ratio, image_size=request.image_size if takes_size else None
+        )
+        extra = dict(request.extra)
+        http = extra.pop("http_options", None)
+        http_options = (
+            types.HttpOptions.model_validate(http) if isinstance(http, dict) else (http or types.HttpOptions())
+        )
+        # One retry loop: this one. The SDK's HttpRetryOptions would multiply every attempt here.
+        http_options = http_options.model_copy(update={"retry_options": types.HttpRetryOptions(attempts=1)})
+        if timeout_s is not None:
+            http_options = http_options.model_copy(update={"timeout": max(int(timeout_s * 1000), 1)})
+        return types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"], image_config=image_config, http_options=http_options, **extra
+        )
+
+    def _start(self, request: Request) -> tuple[Plan, GeneratorTelemetry]:
+        span = self._tracer.start_span(
+            f"generate_image {self.primary_model}",
+            kind=SpanKind.INTERNAL,
+            attributes={"gen_ai.request.model": self.primary_model, "nbmon.image.size": request.image_size},
+        )
+        telemetry = GeneratorTelemetry(self._metrics, self._shim_metrics, self.config, span)
+        route = Route(self.primary_model, self.fallback_model, self.canary_share, request.image_size)
+        return plan(route, self.policy, telemetry, self._rng, request.deadline_s, self.clock), telemetry
+
+    @staticmethod
+    def _finish(telemetry: GeneratorTelemetry, result: ImageResult | None, error: BaseException | None) -> None:
+        if result is not None:
+            telemetry.finish(
+                {
+                    "gen_ai.response.model": result.served_model,
+                    "nbmon.attempts": result.attempts,
+                    "nbmon.fallback_reason": result.fallback_reason.value,
+                    "nbmon.wait_s": result.waited_s,
+                    "nbmon.cost.estimated_usd": result.estimated_cost_usd,
+                },
+                None,
+            )
+        else:
+            telemetry.finish({}, getattr(getattr(error, "error_class", None), "value", None) or type(error).__name__)

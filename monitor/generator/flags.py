@@ -1,0 +1,155 @@
+"""Where ImageGenerator reads the degraded-mode flag: in-process, or the daemon's OFREP endpoint.
+
+The HTTP source caches for `ttl_s` and fails static: on any error it keeps the last value it read,
+and before the first successful read it answers the configured default.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import httpx
+import structlog
+
+DEGRADED_FLAG = "degraded-mode"
+_log = structlog.get_logger("nbmon.flags")
+
+
+class FlagSource(Protocol):
+    def degraded(self) -> bool: ...
+    async def adegraded(self) -> bool: ...
+
+
+class InProcessFlag:
+    """A flag held in memory: set by the app, a test, or an embedded daemon."""
+
+    def __init__(self, degraded: bool = False) -> None:
+        self._degraded = degraded
+
+    def set(self, degraded: bool) -> None:
+        self._degraded = degraded
+
+    def degraded(self) -> bool:
+        return self._degraded
+
+    async def adegraded(self) -> bool:
+        return self._degraded
+
+
+class OfrepFlagSource:
+    """Evaluates one boolean flag with `POST {base_url}/ofrep/v1/evaluate/flags/{key}`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        flag_key: str = DEGRADED_FLAG,
+        ttl_s: float = 5.0,
+        default: bool = False,
+        timeout_s: float = 1.0,
+        headers: dict[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl_s < 0:
+            raise ValueError("OfrepFlagSource.ttl_s: must be >= 0")
+        if timeout_s <= 0:
+            raise ValueError("OfrepFlagSource.timeout_s: must be > 0")
+        self._url = f"{base_url.rstrip('/')}/ofrep/v1/evaluate/flags/{flag_key}"
+        self._key = flag_key
+        self._ttl = ttl_s
+        self._timeout = timeout_s
+        self._headers = headers or {}
+        self._client = http_client
+        self._aclient = async_http_client
+        self._clock = clock
+        self._value: bool | None = None
+        self._default = default
+        self._fresh_until = float("-inf")
+        self._failing = False
+        self._lock = threading.Lock()
+        self.errors = 0  # failed reads, for tests and health checks
+
+    @property
+    def last_value(self) -> bool | None:
+        return self._value
+
+    def degraded(self) -> bool:
+        if self._clock() < self._fresh_until:
+            return self._current()
+        with self._lock:
+            if self._clock() < self._fresh_until:  # another thread refreshed it meanwhile
+                return self._current()
+            try:
+                client = self._client or httpx.Client()
+                try:
+                    response = client.post(
+                        self._url, json={"context": {}}, headers=self._headers, timeout=self._timeout
+                    )
+                finally:
+                    if self._client is None:
+                        client.close()
+                self._accept(response)
+            except Exception as error:  # noqa: BLE001 - fail static on anything
+                self._fail(error)
+            return self._current()
+
+    async def adegraded(self) -> bool:
+        if self._clock() < self._fresh_until:
+            return self._current()
+        try:
+            if self._aclient is not None:
+                response = await self._aclient.post(
+                    self._url, json={"context": {}}, headers=self._headers, timeout=self._timeout
+                )
+            else:
+                async with httpx.AsyncClient() as client:
+                    response = await client.post(
+                        self._url, json={"context": {}}, headers=self._headers, timeout=self._timeout
+                    )
+            self._accept(response)
+        except Exception as error:  # noqa: BLE001 - fail static on anything
+            self._fail(error)
+        return self._current()
+
+    def _current(self) -> bool:
+        return self._default if self._value is None else self._value
+
+    def _accept(self, response: httpx.Response) -> None:
+        if response.status_code != 200:
+            raise ValueError(f"HTTP {response.status_code}: {_error_code(response)}")
+        body = response.json()
+        value = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(value, bool):
+            raise ValueError(f"flag {self._key!r}: value {value!r} is not a boolean")
+        self._value = value
+        self._fresh_until = self._clock() + self._ttl
+        if self._failing:
+            _log.info("nbmon.flag_source.recovered", url=self._url, value=value)
+            self._failing = False
+
+    def _fail(self, error: Exception) -> None:
+        self.errors += 1
+        # Retry after one TTL, not on every call: a dead daemon must not add latency to each generation.
+        self._fresh_until = self._clock() + self._ttl
+        if not self._failing:  # log the start of a failure streak, not every failed read
+            _log.warning(
+                "nbmon.flag_source.unavailable",
+                url=self._url,
+                error_type=type(error).__name__,
+                error=str(error)[:200],
+                keeping=self._current(),
+            )
+            self._failing = True
+
+
+def _error_code(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return "non-JSON body"
+    return body.get("errorCode") or body.get("errorDetails") if isinstance(body, dict) else body

@@ -1,0 +1,147 @@
+"""ImageGenerator: the synchronous driver of the retry engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextvars import Token
+from typing import Any
+
+from google import genai
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response
+from monitor.generator.base import GeneratorBase, Request
+from monitor.generator.engine import Call, Notice, ReadFlag, Sleep
+from monitor.generator.result import ImageResult, Progress
+from monitor.generator.telemetry import GeneratorTelemetry
+
+
+class ImageGenerator(GeneratorBase):
+    """Generates one image with server-honouring retries, Flash fallback and degraded-mode routing.
+
+    Replaces the article's ResilientImageGenerator. Wraps a google.genai.Client; instrument() still
+    counts every attempt, and this class adds retries, waits, fallbacks and routing to the same registry.
+    """
+
+    def __init__(self, client: genai.Client, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.client = client
+
+    def generate(
+        self,
+        prompt_or_contents: Any,
+        *,
+        image_size: str = "1K",
+        aspect_ratio: str | None = None,
+        deadline_s: float | None = None,
+        **config: Any,
+    ) -> ImageResult:
+        request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
+        steps, telemetry = self._start(request)
+        result: ImageResult | None = None
+        try:
+            operation = next(steps)
+            while True:
+                if isinstance(operation, Call):
+                    reply: Any = self._call(request, operation, telemetry)
+                else:
+                    reply = self._perform(operation)
+                operation = steps.send(reply)
+        except StopIteration as done:
+            result = done.value
+            return result
+        except BaseException as error:
+            self._finish(telemetry, None, error)
+            raise
+        finally:
+            if result is not None:
+                self._finish(telemetry, result, None)
+
+    def generate_stream(
+        self,
+        prompt_or_contents: Any,
+        *,
+        image_size: str = "1K",
+        aspect_ratio: str | None = None,
+        deadline_s: float | None = None,
+        **config: Any,
+    ) -> Iterator[Progress]:
+        """Yields thought images and text as they arrive, retries and fallbacks, then the final result."""
+        request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
+        return self._stream(request)
+
+    def _stream(self, request: Request) -> Iterator[Progress]:
+        steps, telemetry = self._start(request)
+        try:
+            operation = next(steps)
+            while True:
+                if isinstance(operation, Call):
+                    builder = AttemptBuilder()
+                    reply: Any = None
+                    try:
+                        token = _activate(telemetry)
+                        try:
+                            config = self._config_for(request, operation.model, operation.timeout_s)
+                            chunks = self.client.models.generate_content_stream(
+                                model=operation.model, contents=request.contents, config=config
+                            )
+                            for chunk in chunks:
+                                for kind, payload, mime in builder.add(chunk):
+                                    if kind == "thought_image" and isinstance(payload, bytes):
+                                        yield Progress("thought_image", operation.model, image=payload, mime_type=mime)
+                                    elif kind == "text" and isinstance(payload, str):
+                                        yield Progress("text", operation.model, text=payload)
+                        finally:
+                            otel_context.detach(token)
+                        reply = builder.finish()
+                    except Exception as error:  # noqa: BLE001 - classified; the engine decides
+                        reply = from_error(error)
+                elif isinstance(operation, Notice):
+                    yield Progress(
+                        operation.kind, operation.model, wait_s=operation.wait_s, error_class=operation.error_class
+                    )
+                    reply = None
+                else:
+                    reply = self._perform(operation)
+                operation = steps.send(reply)
+        except StopIteration as done:
+            result: ImageResult = done.value
+            self._finish(telemetry, result, None)
+            yield Progress("final", result.served_model, image=result.image, mime_type=result.mime_type, result=result)
+        except BaseException as error:
+            self._finish(telemetry, None, error)
+            raise
+
+    def _call(self, request: Request, operation: Call, telemetry: GeneratorTelemetry) -> AttemptResult:
+        config = self._config_for(request, operation.model, operation.timeout_s)
+        token = _activate(telemetry)
+        try:
+            response = self.client.models.generate_content(
+                model=operation.model, contents=request.contents, config=config
+            )
+        except Exception as error:  # noqa: BLE001 - classified; the engine decides
+            return from_error(error)
+        finally:
+            otel_context.detach(token)
+        return from_response(response)
+
+    def _perform(self, operation: ReadFlag | Sleep | Notice) -> Any:
+        if isinstance(operation, ReadFlag):
+            return _read_flag(self)
+        if isinstance(operation, Sleep):
+            self.clock.sleep(operation.seconds)
+        return None
+
+
+def _activate(telemetry: GeneratorTelemetry) -> Token[Context]:
+    """Make the generator's span current, so the shim's per-call spans become its children."""
+    return otel_context.attach(trace.set_span_in_context(telemetry.span))
+
+
+def _read_flag(generator: GeneratorBase) -> bool:
+    try:
+        return bool(generator.flag_source.degraded())
+    except Exception:  # noqa: BLE001 - a broken flag source must not break generation: route normally
+        return False

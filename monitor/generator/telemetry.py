@@ -1,0 +1,87 @@
+"""Metrics and span events of ImageGenerator. Every method is guarded: telemetry never fails a call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from monitor import labels
+from monitor._safety import report_internal_error
+from monitor.config import ShimConfig
+from monitor.generator.policy import FallbackReason
+from monitor.metrics import GeneratorMetrics, ShimMetrics
+from monitor.taxonomy import ErrorClass
+
+
+class GeneratorTelemetry:
+    def __init__(self, metrics: GeneratorMetrics, shim_metrics: ShimMetrics, config: ShimConfig, span: Span) -> None:
+        self._metrics = metrics
+        self._shim_metrics = shim_metrics
+        self._config = config
+        self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
+        self.span = span
+
+    def _internal(self, error: Exception) -> None:
+        report_internal_error("generator", error, lambda c: self._shim_metrics.internal_errors.labels(c).inc())
+
+    def routing(self, decision: str, model: str) -> None:
+        try:
+            self._metrics.routing.labels(decision).inc()
+            self.span.add_event("nbmon.degraded_routing", {"nbmon.decision": decision, "nbmon.model": model})
+        except Exception as error:  # noqa: BLE001
+            self._internal(error)
+
+    def retry(self, model: str, error_class: ErrorClass, wait_s: float, attempt: int) -> None:
+        try:
+            label = self._model_label(model)
+            self._metrics.retries.labels(label, error_class.value).inc()
+            if wait_s:
+                self._metrics.retry_wait.labels(label).inc(wait_s)
+            self.span.add_event(
+                "nbmon.retry_wait",
+                {
+                    "nbmon.model": model,
+                    "nbmon.error_class": error_class.value,
+                    "nbmon.wait_s": wait_s,
+                    "nbmon.attempt": attempt,
+                },
+            )
+        except Exception as error:  # noqa: BLE001
+            self._internal(error)
+
+    def fallback(self, from_model: str, to_model: str, reason: FallbackReason, why: str) -> None:
+        try:
+            self._metrics.fallbacks.labels(
+                self._model_label(from_model), self._model_label(to_model), reason.value
+            ).inc()
+            self.span.add_event(
+                "nbmon.fallback",
+                {
+                    "nbmon.from_model": from_model,
+                    "nbmon.to_model": to_model,
+                    "nbmon.reason": reason.value,
+                    "nbmon.why": why,
+                },
+            )
+        except Exception as error:  # noqa: BLE001
+            self._internal(error)
+
+    def cost(self, model: str, image_size: str, final_images: int) -> float:
+        spec = self._config.model(model)
+        size = image_size if spec is None or image_size in spec.image_sizes else "1K"
+        price = spec.price(size) if spec is not None else None
+        return final_images * price if price is not None else 0.0
+
+    def finish(self, attributes: dict[str, Any], error_type: str | None) -> None:
+        try:
+            if self.span.is_recording():
+                self.span.set_attributes(attributes)
+                if error_type is not None:
+                    from opentelemetry.trace import Status, StatusCode
+
+                    self.span.set_attribute("error.type", error_type)
+                    self.span.set_status(Status(StatusCode.ERROR, error_type))
+            self.span.end()
+        except Exception as error:  # noqa: BLE001
+            self._internal(error)
