@@ -42,6 +42,8 @@ class SimConfig:
     image_size: tuple[int, int] = (64, 64)
     retry_delay: str = "36s"
     allow_override_header: bool = True
+    # Refuse (400, missing_thought_signature) a turn that sends back a model image without its signature.
+    require_thought_signatures: bool = False
 
     def __post_init__(self) -> None:
         for model, seconds in self.latency.items():

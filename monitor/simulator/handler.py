@@ -196,6 +196,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send_error(rejection[1])
             return
 
+        if forced is None and sim.config.require_thought_signatures and req.unsigned_model_images:
+            forced = Outcome.MISSING_THOUGHT_SIGNATURE
         outcome = sim.decide(route.model, forced)
         delay = sim.delay(route.model, outcome)
         if outcome is Outcome.RESET:

@@ -38,6 +38,7 @@ class GenerateRequest:
     image_size: str
     output_mime: str | None
     prompt_tokens: int
+    unsigned_model_images: int = 0  # image parts of earlier model turns sent back without thoughtSignature
 
     @property
     def is_pro(self) -> bool:
@@ -93,7 +94,22 @@ def parse_request(model: str, body: Any) -> GenerateRequest:
         image_size=str(image_config.get("imageSize") or "1K").upper(),
         output_mime=str(mime) if mime else None,
         prompt_tokens=_count_prompt_tokens(body["contents"]),
+        unsigned_model_images=_unsigned_model_images(body["contents"]),
     )
+
+
+def _unsigned_model_images(contents: Any) -> int:
+    """Final images of earlier model turns that came back without their thoughtSignature."""
+    if not isinstance(contents, list):
+        return 0
+    unsigned = 0
+    for turn in contents:
+        if not isinstance(turn, dict) or turn.get("role") != "model" or not isinstance(turn.get("parts"), list):
+            continue
+        for part in turn["parts"]:
+            if isinstance(part, dict) and "inlineData" in part and not part.get("thought"):
+                unsigned += "thoughtSignature" not in part
+    return unsigned
 
 
 def _image_part(data: bytes, mime: str, *, thought: bool = False) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class SimulatorServer:
         image_size: tuple[int, int] = (64, 64),
         retry_delay: str = "36s",
         allow_override_header: bool = True,
+        require_thought_signatures: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -56,6 +57,7 @@ class SimulatorServer:
             image_size=image_size,
             retry_delay=retry_delay,
             allow_override_header=allow_override_header,
+            require_thought_signatures=require_thought_signatures,
         )
         self.simulator = Simulator(config, parse_profile(profile, seed=seed), seed, clock, wall_clock)
         self._address = (host, port)
