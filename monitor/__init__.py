@@ -1,6 +1,23 @@
 """nbmon: observability and quota monitoring for Gemini image generation."""
 
 from monitor.config import ConfigError, ModelSpec, ShimConfig, load_shim_config
+from monitor.generator import (
+    AsyncImageChat,
+    AsyncImageGenerator,
+    ContentBlockedError,
+    FallbackReason,
+    GenerationError,
+    ImageChat,
+    ImageGenerator,
+    ImageResult,
+    InProcessFlag,
+    OfrepFlagSource,
+    Progress,
+    QuotaExhaustedError,
+    RetriesExhaustedError,
+    RetryPolicy,
+    VirtualClock,
+)
 from monitor.logs import configure_logging
 from monitor.shim import instrument, is_instrumented, set_enabled, uninstrument
 from monitor.taxonomy import (
@@ -14,12 +31,27 @@ from monitor.taxonomy import (
 )
 
 __all__ = [
+    "AsyncImageChat",
+    "AsyncImageGenerator",
     "Category",
     "ConfigError",
+    "ContentBlockedError",
     "ErrorClass",
+    "FallbackReason",
+    "GenerationError",
+    "ImageChat",
+    "ImageGenerator",
+    "ImageResult",
+    "InProcessFlag",
     "ModelSpec",
+    "OfrepFlagSource",
     "Outcome",
+    "Progress",
+    "QuotaExhaustedError",
+    "RetriesExhaustedError",
+    "RetryPolicy",
     "ShimConfig",
+    "VirtualClock",
     "classify_api_error",
     "classify_exception",
     "classify_http",
