@@ -11,7 +11,9 @@ from typing import Any, TextIO
 import structlog
 
 REDACTED = "[REDACTED]"
-_SECRET_KEYS = frozenset({"api_key", "key", "authorization", "x-goog-api-key", "token", "webhook_url", "routing_key"})
+_SECRET_KEY_NAMES = ("api_key", "key", "authorization", "x-goog-api-key", "token", "webhook_url", "routing_key")
+# Exact-match set with the usual spellings, so the hot path needs no key.lower() per field.
+_SECRET_KEYS = frozenset(v for k in _SECRET_KEY_NAMES for v in (k, k.upper(), k.title(), k.replace("_", "-")))
 _SECRET_PATTERNS = (
     (re.compile(r"([?&]key=)[^&\s\"']+"), r"\1" + REDACTED),
     (re.compile(r"(?i)(x-goog-api-key[\"']?\s*[:=]\s*[\"']?)[^\"'\s,}]+"), r"\1" + REDACTED),
@@ -22,11 +24,8 @@ _SECRET_PATTERNS = (
 
 # Plain substring tests (C speed) decide whether the substitutions are needed at all; most strings
 # fail all of them. Header names in odd mixed case ("kEy") are not caught by this fast path.
-_MAYBE_SECRET = ("key", "Key", "KEY", "uthoriz", "UTHORIZ", "AIza")
-
-
 def _maybe_secret(text: str) -> bool:
-    return any(marker in text for marker in _MAYBE_SECRET)
+    return "key" in text or "Key" in text or "KEY" in text or "uthoriz" in text or "UTHORIZ" in text or "AIza" in text
 
 
 def redact_text(text: str) -> str:
@@ -41,7 +40,7 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {k: REDACTED if str(k).lower() in _SECRET_KEYS else _redact_value(v) for k, v in value.items()}
+        return {k: REDACTED if str(k).lower() in _SECRET_KEY_NAMES else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
     return value
@@ -51,7 +50,7 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     """structlog processor: drop secret-named keys and mask API keys, ?key= and Authorization values."""
     changes: dict[str, Any] = {}
     for key, value in event_dict.items():
-        if key.lower() in _SECRET_KEYS:
+        if key in _SECRET_KEYS:
             changes[key] = REDACTED
         elif type(value) is str:
             if _maybe_secret(value):

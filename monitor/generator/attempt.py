@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
-from monitor.taxonomy.classify import with_code
 
 
 @dataclass(slots=True)
@@ -58,7 +57,7 @@ class AttemptBuilder:
 
     def finish(self) -> AttemptResult:
         result = self._result
-        result.outcome = with_code(classify_content(result.summary, image_expected=True), 200)
+        result.outcome = classify_content(result.summary, image_expected=True, http_code=200)
         return result
 
 

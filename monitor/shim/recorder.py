@@ -20,7 +20,6 @@ from monitor.metrics import ShimMetrics
 from monitor.shim import semconv
 from monitor.shim.request_info import RequestInfo, read_request
 from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
-from monitor.taxonomy.classify import with_code
 
 KNOWN_REASONS = (
     "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
@@ -170,7 +169,7 @@ class Recorder:
         if forced is not None:
             outcome = forced
         elif error is None:
-            outcome = with_code(classify_content(call.summary, image_expected=call.info.image_expected), 200)
+            outcome = classify_content(call.summary, image_expected=call.info.image_expected, http_code=200)
         elif error is call.last_error and call.last_outcome is not None:
             outcome = call.last_outcome
         else:
@@ -222,15 +221,15 @@ class Recorder:
         if outcome.block_stage is not None and outcome.reason is not None:
             self._child(m.blocks, model, outcome.block_stage, self._reason_label(outcome.reason)).inc()
         self._end_span(call, outcome, final, thought, cost)
-        self._log_call(call, outcome, elapsed, final, thought, cost)
+        self._log_call(call, outcome, cls, elapsed, final, thought, cost)
 
     def _end_span(self, call: Call, outcome: Outcome, final: int, thought: int, cost: float) -> None:
-        span, summary = call.span, call.summary
+        span, summary, cls = call.span, call.summary, outcome.error_class.value
         if not span.is_recording():  # no SDK, or not sampled: skip building attributes
             span.end()
             return
         attrs: dict[str, Any] = {
-            semconv.NBMON_ERROR_CLASS: outcome.error_class.value,
+            semconv.NBMON_ERROR_CLASS: cls,
             semconv.NBMON_ATTEMPTS: call.attempts,
             semconv.NBMON_IMAGES_FINAL: final,
             semconv.NBMON_IMAGES_THOUGHT: thought,
@@ -253,15 +252,17 @@ class Recorder:
         if summary.finish_reasons:
             attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [r.lower() for r in summary.ordered_finish_reasons]
         if outcome.error_class is not ErrorClass.OK:
-            attrs[semconv.ERROR_TYPE] = outcome.error_class.value
-            span.set_status(Status(StatusCode.ERROR, outcome.error_class.value))
+            attrs[semconv.ERROR_TYPE] = cls
+            span.set_status(Status(StatusCode.ERROR, cls))
         span.set_attributes(attrs)
         span.end()
 
-    def _log_call(self, call: Call, outcome: Outcome, elapsed: float, final: int, thought: int, cost: float) -> None:
+    def _log_call(
+        self, call: Call, outcome: Outcome, cls: str, elapsed: float, final: int, thought: int, cost: float
+    ) -> None:
         fields: dict[str, Any] = {
             "model": call.info.model,
-            "error_class": outcome.error_class.value,
+            "error_class": cls,
             "code": outcome.code_label,
             "attempts": call.attempts,
             "latency_s": round(elapsed, 4),

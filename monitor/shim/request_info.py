@@ -17,7 +17,7 @@ from monitor.shim import semconv
 _MAX_CAPTURED_PROMPT = 2000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every call, and frozen __init__ costs a setattr per field
 class RequestInfo:
     model: str | None  # bare model ID as requested
     provider: str

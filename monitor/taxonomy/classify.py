@@ -83,7 +83,7 @@ def classify_http(
         summary = ContentSummary()
         if isinstance(parsed, Mapping):
             summary.add_response(parsed)
-        return with_code(classify_content(summary, image_expected=image_expected), 200)
+        return classify_content(summary, image_expected=image_expected, http_code=200)
     return _classify_error(status, rpc_details.error_object(parsed), header_delay)
 
 
@@ -116,38 +116,25 @@ def classify_response(response: object, *, image_expected: bool = True) -> Outco
     """A successful (HTTP 200) GenerateContentResponse, SDK object or dict."""
     summary = ContentSummary()
     summary.add_response(response)
-    return with_code(classify_content(summary, image_expected=image_expected), 200)
+    return classify_content(summary, image_expected=image_expected, http_code=200)
 
 
-def classify_content(summary: ContentSummary, *, image_expected: bool = True) -> Outcome:
+def classify_content(summary: ContentSummary, *, image_expected: bool = True, http_code: int | None = None) -> Outcome:
     """HTTP 200 content: a prompt block wins, then output blocks, then the image check."""
     if summary.block_reason is not None:
-        return Outcome(_block_class(summary.block_reason), block_stage="input", reason=summary.block_reason)
+        cls = _block_class(summary.block_reason)
+        return Outcome(cls, http_code=http_code, block_stage="input", reason=summary.block_reason)
     reasons = summary.ordered_finish_reasons
     for reason in reasons:
         cls = _block_class(reason)
         if cls is not ErrorClass.UNKNOWN:
-            return Outcome(cls, block_stage="output", reason=reason)
+            return Outcome(cls, http_code=http_code, block_stage="output", reason=reason)
     first = reasons[0] if reasons else None
-    if not image_expected:
-        return Outcome(ErrorClass.OK, reason=first)
-    if summary.final_images > 0:
-        return Outcome(ErrorClass.OK, reason=first)
+    if not image_expected or summary.final_images > 0:
+        return Outcome(ErrorClass.OK, http_code=http_code, reason=first)
     if first is None or first in _NO_IMAGE_REASONS or first in _KNOWN_OTHER_REASONS:
-        return Outcome(ErrorClass.NO_IMAGE, reason=first)
-    return Outcome(ErrorClass.UNKNOWN, reason=first)  # a finish reason this version does not know
-
-
-def with_code(outcome: Outcome, code: int) -> Outcome:
-    return Outcome(
-        outcome.error_class,
-        http_code=code,
-        grpc_status=outcome.grpc_status,
-        retry_after_s=outcome.retry_after_s,
-        quota=outcome.quota,
-        block_stage=outcome.block_stage,
-        reason=outcome.reason,
-    )
+        return Outcome(ErrorClass.NO_IMAGE, http_code=http_code, reason=first)
+    return Outcome(ErrorClass.UNKNOWN, http_code=http_code, reason=first)  # a finish reason this version does not know
 
 
 def _block_class(reason: str) -> ErrorClass:
