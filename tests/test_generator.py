@@ -250,6 +250,13 @@ def test_degraded_mode_routes_to_flash_with_a_canary_share(
     assert metric(registry, "nbmon_fallbacks_total", **fallbacks) == 0  # routing is not a fallback
 
 
+def test_a_failing_canary_falls_back_at_once(make: Any, sim: SimulatorServer, clock: VirtualClock) -> None:
+    sim.set_profile(PRO_ONLY_503)
+    result = make(flag_source=InProcessFlag(degraded=True), canary_share=1.0).generate("a banana")
+    assert (result.served_model, result.fallback_reason) == (FLASH, FallbackReason.DEGRADED_MODE)
+    assert result.attempts == 2 and clock.sleeps == []  # one probe of the primary, no backoff
+
+
 def test_degraded_result_reports_the_reason(make: Any) -> None:
     result = make(flag_source=InProcessFlag(degraded=True), canary_share=0.0).generate("a banana")
     assert (result.served_model, result.fallback_reason) == (FLASH, FallbackReason.DEGRADED_MODE)

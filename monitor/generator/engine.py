@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from monitor.generator.attempt import AttemptResult
@@ -75,10 +75,13 @@ def plan(
     """`now` is the clock; only its monotonic() and now() are read here, never sleep()."""
     started = now.monotonic()
     model, reason = route.primary, FallbackReason.NONE
+    canary = False
     degraded = yield ReadFlag()
     if degraded and route.fallback is not None:
         if rng.random() < route.canary_share:
             telemetry.routing("canary", route.primary)  # keeps measuring the primary's recovery
+            # A canary measures; it must not make its user sit through minutes of backoff in an outage.
+            canary, policy = True, replace(policy, max_attempts=1)
         else:
             telemetry.routing("flash", route.fallback)
             model, reason = route.fallback, FallbackReason.DEGRADED_MODE
@@ -116,6 +119,8 @@ def plan(
             yield Notice("retry", model, 0.0, cls)
         elif decision.action is Action.FALLBACK and route.fallback is not None:
             reason = decision.fallback_reason or FallbackReason.RETRIES_EXHAUSTED
+            if canary and reason is FallbackReason.RETRIES_EXHAUSTED:
+                reason = FallbackReason.DEGRADED_MODE
             telemetry.fallback(model, route.fallback, reason, decision.why)
             yield Notice("fallback", route.fallback, None, cls)
             model, attempt, rerolls = route.fallback, 0, 0
