@@ -173,7 +173,7 @@ def test_ofrep_reads_caches_and_fails_static(ofrep: FakeOfrep) -> None:
     ticks = Ticks()
     source = OfrepFlagSource(ofrep.url, ttl_s=5, clock=ticks)
     assert source.degraded() is True
-    assert ofrep.bodies == [{"context": {}}]
+    assert ofrep.bodies == [{"context": {"targetingKey": "nbmon"}}]
     ticks.now = 4.9
     assert source.degraded() is True and ofrep.requests == 1  # cached
     ofrep.value = False

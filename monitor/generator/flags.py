@@ -51,6 +51,7 @@ class OfrepFlagSource:
         default: bool = False,
         timeout_s: float = 1.0,
         headers: dict[str, str] | None = None,
+        targeting_key: str = "nbmon",
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -64,6 +65,8 @@ class OfrepFlagSource:
         self._ttl = ttl_s
         self._timeout = timeout_s
         self._headers = headers or {}
+        # targetingKey is required by the OFREP schema since 2025-11; strict servers refuse a bare context.
+        self._body = {"context": {"targetingKey": targeting_key}}
         self._client = http_client
         self._aclient = async_http_client
         self._clock = clock
@@ -87,9 +90,7 @@ class OfrepFlagSource:
             try:
                 client = self._client or httpx.Client()
                 try:
-                    response = client.post(
-                        self._url, json={"context": {}}, headers=self._headers, timeout=self._timeout
-                    )
+                    response = client.post(self._url, json=self._body, headers=self._headers, timeout=self._timeout)
                 finally:
                     if self._client is None:
                         client.close()
@@ -104,12 +105,12 @@ class OfrepFlagSource:
         try:
             if self._aclient is not None:
                 response = await self._aclient.post(
-                    self._url, json={"context": {}}, headers=self._headers, timeout=self._timeout
+                    self._url, json=self._body, headers=self._headers, timeout=self._timeout
                 )
             else:
                 async with httpx.AsyncClient() as client:
                     response = await client.post(
-                        self._url, json={"context": {}}, headers=self._headers, timeout=self._timeout
+                        self._url, json=self._body, headers=self._headers, timeout=self._timeout
                     )
             self._accept(response)
         except Exception as error:  # noqa: BLE001 - fail static on anything
