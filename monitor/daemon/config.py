@@ -1,0 +1,275 @@
+"""The daemon's configuration: a TOML or YAML file plus NBMON_* environment variables, validated at start.
+
+Every problem is reported with the dotted key that caused it (`nbmon check-config` lists them all), and a
+bad value never starts a half-working daemon. Environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor.config import ConfigError, ShimConfig, shim_config_from_mapping
+
+SOURCE_KINDS = ("scrape", "inprocess", "promql")
+LOG_FORMATS = ("json", "console", "auto")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# NBMON_* variable -> dotted key. Lists are comma-separated.
+ENV_KEYS = {
+    "NBMON_LISTEN_HOST": "listen.host",
+    "NBMON_LISTEN_PORT": "listen.port",
+    "NBMON_SOURCE_KIND": "source.kind",
+    "NBMON_SOURCE_TARGETS": "source.targets",
+    "NBMON_SOURCE_INTERVAL": "source.interval",
+    "NBMON_PROMQL_URL": "source.promql_url",
+    "NBMON_EVALUATION_INTERVAL": "evaluation.interval",
+    "NBMON_STATE_FILE": "state.path",
+    "NBMON_FLAGD_FILE": "state.flagd_path",
+    "NBMON_ADMIN_TOKEN": "admin.token",
+    "NBMON_ADMIN_TOKEN_FILE": "admin.token_file",
+    "NBMON_LOG_FORMAT": "log.format",
+    "NBMON_LOG_LEVEL": "log.level",
+    "NBMON_PRIMARY_MODEL": "models.primary",
+    "NBMON_FALLBACK_MODEL": "models.fallback",
+}
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class ConfigErrors(ValueError):
+    """All problems found in one configuration, each with its key."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    listen_host: str = "127.0.0.1"  # loopback by default: the sidecar serves its own pod
+    listen_port: int = 8016
+    source_kind: str = "scrape"
+    targets: tuple[str, ...] = ("http://127.0.0.1:9464/metrics",)
+    source_interval_s: float = 15.0
+    promql_url: str | None = None
+    evaluation_interval_s: float = 15.0
+    state_path: Path = Path("nbmon-state.json")
+    flagd_path: Path | None = None
+    admin_token: str | None = field(default=None, repr=False)  # a secret: never in repr or logs
+    log_format: str = "json"
+    log_level: str = "INFO"
+    primary_model: str = "gemini-3-pro-image-preview"
+    fallback_model: str = "gemini-2.5-flash-image"
+    rules: Mapping[str, Any] = field(default_factory=dict)  # validated by monitor.alerts.rules_from_mapping
+    shim: ShimConfig = field(default_factory=ShimConfig)
+
+
+def parse_duration(value: object, key: str) -> float:
+    """Seconds from a number or a string such as "15s", "1m", "1h", "500ms"."""
+    if isinstance(value, bool):
+        raise ConfigError(key, "must be a duration such as 15s, 1m or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        unit = next((u for u in ("ms", "s", "m", "h") if text.endswith(u)), None)
+        try:
+            seconds = float(text[: -len(unit)]) * _UNITS[unit] if unit else float(text)
+        except ValueError:
+            raise ConfigError(key, f"{value!r} is not a duration such as 15s, 1m or 1h") from None
+    else:
+        raise ConfigError(key, "must be a duration such as 15s, 1m or a number of seconds")
+    if not seconds > 0:
+        raise ConfigError(key, "must be > 0")
+    return seconds
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML (.toml) or YAML (.yaml/.yml) file as a mapping; ConfigError naming the file otherwise."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(raw.decode())
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(raw) or {}
+        else:
+            raise ConfigError(str(path), "unknown format: use a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "must contain a table/mapping at the top level")
+    return data
+
+
+def load(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> DaemonConfig:
+    """File (optional) + environment -> a validated DaemonConfig, or ConfigErrors listing every problem."""
+    data = read_file(path) if path else {}
+    env = os.environ if environ is None else environ
+    for var, dotted in ENV_KEYS.items():
+        if var in env:
+            section, key = dotted.split(".")
+            table = data.setdefault(section, {})
+            if isinstance(table, dict):
+                table[key] = env[var]
+    return from_mapping(data)
+
+
+def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
+    errors: list[ConfigError] = []
+    known = {"listen", "source", "evaluation", "state", "admin", "log", "models", "rules", "shim"}
+    errors.extend(
+        ConfigError(k, f"unknown section (expected one of {', '.join(sorted(known))})") for k in data if k not in known
+    )
+
+    def section(name: str, keys: set[str]) -> Mapping[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, Mapping):
+            errors.append(ConfigError(name, "must be a table/mapping"))
+            return {}
+        errors.extend(
+            ConfigError(f"{name}.{k}", f"unknown key (expected one of {', '.join(sorted(keys))})")
+            for k in value
+            if k not in keys
+        )
+        return value
+
+    def get(name: str, convert: Any, default: Any, table: Mapping[str, Any], key: str) -> Any:
+        if key not in table:
+            return default
+        try:
+            return convert(table[key], f"{name}.{key}")
+        except ConfigError as exc:
+            errors.append(exc)
+            return default
+
+    defaults = DaemonConfig()
+    listen = section("listen", {"host", "port"})
+    source = section("source", {"kind", "targets", "interval", "promql_url"})
+    evaluation = section("evaluation", {"interval"})
+    state = section("state", {"path", "flagd_path"})
+    admin = section("admin", {"token", "token_file"})
+    log = section("log", {"format", "level"})
+    models = section("models", {"primary", "fallback"})
+    rules = data.get("rules", {})
+    if not isinstance(rules, Mapping):
+        errors.append(ConfigError("rules", "must be a table/mapping of rule name -> settings"))
+        rules = {}
+    shim = defaults.shim
+    if "shim" in data:
+        try:
+            shim = shim_config_from_mapping(data["shim"] if isinstance(data["shim"], Mapping) else {}, "shim.")
+        except ConfigError as exc:
+            errors.append(exc)
+
+    config = DaemonConfig(
+        listen_host=get("listen", _host, defaults.listen_host, listen, "host"),
+        listen_port=get("listen", _port, defaults.listen_port, listen, "port"),
+        source_kind=get("source", _choice(SOURCE_KINDS), defaults.source_kind, source, "kind"),
+        targets=get("source", _urls, defaults.targets, source, "targets"),
+        source_interval_s=get("source", parse_duration, defaults.source_interval_s, source, "interval"),
+        promql_url=get("source", _url, None, source, "promql_url"),
+        evaluation_interval_s=get("evaluation", parse_duration, defaults.evaluation_interval_s, evaluation, "interval"),
+        state_path=get("state", _path, defaults.state_path, state, "path"),
+        flagd_path=get("state", _path, None, state, "flagd_path"),
+        admin_token=_token(admin, errors),
+        log_format=get("log", _choice(LOG_FORMATS), defaults.log_format, log, "format"),
+        log_level=get("log", _choice(LOG_LEVELS, upper=True), defaults.log_level, log, "level"),
+        primary_model=get("models", _text, shim.primary_model, models, "primary"),
+        fallback_model=get("models", _text, shim.fallback_model, models, "fallback"),
+        rules=dict(rules),
+        shim=shim,
+    )
+    if config.source_kind == "promql" and not config.promql_url:
+        errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
+    if config.primary_model == config.fallback_model:
+        errors.append(ConfigError("models.fallback", "must differ from models.primary"))
+    if errors:
+        raise ConfigErrors(errors)
+    return config
+
+
+def _host(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, "must be a host name or IP address")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if value != "localhost" and not all(part.isalnum() or "-" in part for part in value.split(".")):
+            raise ConfigError(key, f"{value!r} is not a host name or IP address") from None
+    return value
+
+
+def _port(value: object, key: str) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(key, "must be between 0 and 65535 (0 picks a free port)")
+    return port
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Any:
+    def convert(value: object, key: str) -> str:
+        text = str(value).upper() if upper else str(value)
+        if text not in options:
+            raise ConfigError(key, f"{value!r} is not one of {', '.join(options)}")
+        return text
+
+    return convert
+
+
+def _url(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(key, f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _urls(value: object, key: str) -> tuple[str, ...]:
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ConfigError(key, "must be a non-empty list of http(s) URLs")
+    return tuple(_url(item, f"{key}[{i}]") for i, item in enumerate(items))
+
+
+def _path(value: object, key: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, "must be a file path")
+    return Path(value)
+
+
+def _text(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, "must be a non-empty string")
+    return value
+
+
+def _token(admin: Mapping[str, Any], errors: list[ConfigError]) -> str | None:
+    """The admin bearer token: inline (env) or from a file (a mounted secret); never both."""
+    if "token" in admin and "token_file" in admin:
+        errors.append(ConfigError("admin.token_file", "set admin.token or admin.token_file, not both"))
+        return None
+    if "token_file" in admin:
+        try:
+            token = Path(str(admin["token_file"])).read_text().strip()
+        except OSError as exc:
+            errors.append(ConfigError("admin.token_file", f"cannot read: {exc.strerror}"))
+            return None
+    else:
+        token = str(admin.get("token", "")).strip()
+    if token and len(token) < 16:
+        errors.append(
+            ConfigError("admin.token" if "token" in admin else "admin.token_file", "must be at least 16 characters")
+        )
+        return None
+    return token or None
