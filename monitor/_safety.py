@@ -38,12 +38,12 @@ def report_internal_error(component: str, error: BaseException, count: Callable[
             first = component not in _logged_components
             _logged_components.add(component)
             listeners = list(_listeners)
+        for listener in listeners:  # first: a broken metric below must not hide the error from tests
+            listener(component, error)
         if first:
             _log.error("nbmon.internal_error", component=component, error_type=type(error).__name__, exc_info=error)
         if count is not None:
             count(component)
-        for listener in listeners:
-            listener(component, error)
     except Exception:  # noqa: BLE001, S110 - the last line of defence must not raise into the app
         pass
 

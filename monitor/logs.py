@@ -11,13 +11,29 @@ from typing import Any, TextIO
 import structlog
 
 REDACTED = "[REDACTED]"
-_SECRET_KEY_NAMES = ("api_key", "key", "authorization", "x-goog-api-key", "token", "webhook_url", "routing_key")
-# Exact-match set with the usual spellings, so the hot path needs no key.lower() per field.
-_SECRET_KEYS = frozenset(v for k in _SECRET_KEY_NAMES for v in (k, k.upper(), k.title(), k.replace("_", "-")))
+# Field names compared after lowercasing and dropping "-" and "_": apiKey, API-KEY, api_key all match.
+_SECRET_NAMES = frozenset(
+    {"apikey", "key", "authorization", "xgoogapikey", "token", "webhookurl", "routingkey", "secret", "password"}
+)
+_SAFE_NAMES: set[str] = set()  # names already checked and found harmless (bounded below)
+
+
+def _is_secret_name(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    if name in _SAFE_NAMES:
+        return False
+    secret = name.lower().replace("-", "").replace("_", "") in _SECRET_NAMES
+    if not secret and len(_SAFE_NAMES) < 4096:
+        _SAFE_NAMES.add(name)
+    return secret
+
+
 _SECRET_PATTERNS = (
     (re.compile(r"([?&]key=)[^&\s\"']+"), r"\1" + REDACTED),
     (re.compile(r"(?i)(x-goog-api-key[\"']?\s*[:=]\s*[\"']?)[^\"'\s,}]+"), r"\1" + REDACTED),
-    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\"'\s,}]+"), r"\1" + REDACTED),
+    # Any scheme (Bearer, Basic, Token, ...): everything up to the end of the value goes.
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"',}\n]+"), r"\1" + REDACTED),
     (re.compile(r"AIza[0-9A-Za-z_\-]{35}"), REDACTED),  # the shape of a Google API key
 )
 
@@ -40,7 +56,7 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {k: REDACTED if str(k).lower() in _SECRET_KEY_NAMES else _redact_value(v) for k, v in value.items()}
+        return {k: REDACTED if _is_secret_name(k) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
     return value
@@ -50,7 +66,7 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     """structlog processor: drop secret-named keys and mask API keys, ?key= and Authorization values."""
     changes: dict[str, Any] = {}
     for key, value in event_dict.items():
-        if key in _SECRET_KEYS:
+        if _is_secret_name(key):
             changes[key] = REDACTED
         elif type(value) is str:
             if _maybe_secret(value):

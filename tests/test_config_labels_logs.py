@@ -119,6 +119,8 @@ def test_model_id_forms(raw: str | None, bare: str | None) -> None:
         "GET https://generativelanguage.googleapis.com/v1beta/models/m:generateContent?key=AIzaSECRETSECRET&alt=sse",
         "headers={'x-goog-api-key': 'sk-SECRET-123'}",
         "Authorization: Bearer ya29.SECRET",
+        "Authorization: Basic dXNlcjpSECRET",
+        "headers={'authorization': 'Token SECRET'}",
         "key AIzaSyA1234567890abcdefghijklmnopqrstuv leaked",
     ],
 )
@@ -134,7 +136,12 @@ def test_configured_logging_redacts_every_value() -> None:
     configure_logging("json", stream=stream)
     try:
         structlog.get_logger("t").warning(
-            "call", url="http://h/x?key=SECRET1", api_key="SECRET2", nested={"authorization": "SECRET3"}
+            "call",
+            url="http://h/x?key=SECRET1",
+            api_key="SECRET2",
+            nested={"authorization": "SECRET3", "api-key": "SECRET4"},
+            apiKey="SECRET5",
+            X_Goog_Api_Key="SECRET6",
         )
     finally:
         structlog.reset_defaults()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+import prometheus_client.metrics
 import pytest
 from google import genai
 from google.genai import errors, models, types
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, Counter
 
@@ -82,18 +82,48 @@ def test_registry_that_already_has_our_names(uninstrumented: None, gclient: gena
     assert type(_call(gclient)) is types.GenerateContentResponse
 
 
-class _RaisingExporter(SpanExporter):
-    def export(self, spans: object) -> SpanExportResult:
-        raise RuntimeError("exporter down")
+class _RaisingProcessor(SpanProcessor):
+    """Raises when a span ends: the OTel SDK does not catch a processor's errors, so span.end() raises."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("span pipeline down")
 
 
-def test_span_exporter_that_raises(uninstrumented: None, gclient: genai.Client) -> None:
+@pytest.mark.telemetry_faults
+def test_span_pipeline_that_raises(
+    uninstrumented: None, gclient: genai.Client, fail_on_swallowed_telemetry_errors: InternalErrorCollector
+) -> None:
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(_RaisingExporter()))
+    provider.add_span_processor(_RaisingProcessor())
     registry = CollectorRegistry()
     monitor.instrument(registry=registry, tracer_provider=provider)
     assert type(_call(gclient)) is types.GenerateContentResponse
-    assert _requests(registry) == 1
+    assert _requests(registry) == 1  # metrics recorded before the span ended are kept
+    assert [c for c, _ in fail_on_swallowed_telemetry_errors.errors] == ["shim.finish"]
+
+
+@pytest.mark.telemetry_faults
+def test_registry_broken_at_call_time(
+    uninstrumented: None,
+    gemini_sim: SimulatorServer,
+    gclient: genai.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    fail_on_swallowed_telemetry_errors: InternalErrorCollector,
+) -> None:
+    """prometheus_client itself fails (not our code): the app still gets the SDK's result and exception."""
+    monitor.instrument(registry=CollectorRegistry())
+
+    def broken(self: object, amount: float = 1) -> None:
+        raise RuntimeError("registry broken")
+
+    monkeypatch.setattr(prometheus_client.metrics.Counter, "inc", broken)
+    assert type(_call(gclient)) is types.GenerateContentResponse
+    gemini_sim.set_profile("fixed:overloaded")
+    with pytest.raises(errors.ServerError) as caught:
+        _call(gclient)
+    assert caught.value.code == 503
+    components = [c for c, _ in fail_on_swallowed_telemetry_errors.errors]
+    assert components and set(components) <= {"shim.attempt", "shim.finish"}
 
 
 class _BrokenTracer(Tracer):

@@ -267,3 +267,36 @@ def test_secrets_and_content_stay_out_of_telemetry(
         assert API_KEY not in text
         assert prompt not in text
         assert "iVBOR" not in text  # base64 of a PNG
+
+
+def test_the_app_gets_the_sdks_own_objects(shim: Shim, gclient: genai.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identity, not equality: what the SDK built is what the app receives (spy on an SDK internal)."""
+    from google.genai import models
+
+    built: list[object] = []
+    inner = models.Models._generate_content_with_continuation
+
+    def spy(self: object, *args: object, **kwargs: object) -> object:
+        built.append(inner(self, *args, **kwargs))  # type: ignore[arg-type]
+        return built[-1]
+
+    monkeypatch.setattr(models.Models, "_generate_content_with_continuation", spy)
+    response = gclient.models.generate_content(model=PRO, contents="x", config=IMAGE_CONFIG)
+    assert built and response is built[0]
+
+
+def test_the_app_gets_the_sdks_own_exception_object(shim: Shim) -> None:
+    import httpx2
+
+    error = httpx2.ConnectError("refused by test")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise error
+
+    client = genai.Client(
+        api_key="k", http_options=types.HttpOptions(httpx_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    )
+    with pytest.raises(httpx2.ConnectError) as caught:
+        client.models.generate_content(model=PRO, contents="x", config=IMAGE_CONFIG)
+    assert caught.value is error
+    assert shim.value("nbmon_requests_total", model=PRO, code="none", error_class="network_error") == 1

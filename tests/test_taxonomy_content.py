@@ -68,7 +68,14 @@ CASES = [
     ("only thought images", response([image(True), image(True)]), ErrorClass.NO_IMAGE, None, "STOP"),
     ("MAX_TOKENS with image", response([image()], "MAX_TOKENS"), ErrorClass.OK, None, "MAX_TOKENS"),
     ("unknown reason + image", response([image()], "SOME_FUTURE_REASON"), ErrorClass.OK, None, "SOME_FUTURE_REASON"),
-    ("unknown reason, no image", response(None, "SOME_FUTURE_REASON"), ErrorClass.UNKNOWN, None, "SOME_FUTURE_REASON"),
+    ("unknown reason, no image", response(None, "SOME_FUTURE_REASON"), ErrorClass.NO_IMAGE, None, "SOME_FUTURE_REASON"),
+    (
+        "image part without data",
+        response([{"inlineData": {"mimeType": "image/png"}}]),
+        ErrorClass.NO_IMAGE,
+        None,
+        "STOP",
+    ),
     (
         "prompt blocked SAFETY",
         {"promptFeedback": {"blockReason": "SAFETY"}},

@@ -83,3 +83,10 @@ def test_transport_and_other_exceptions(error: BaseException, expected: ErrorCla
     assert outcome.error_class is expected
     assert outcome.code_label == "none"
     assert outcome.reason == type(error).__name__
+
+
+def test_asyncio_cancellation_is_a_client_timeout() -> None:
+    import asyncio
+
+    outcome = classify_exception(asyncio.CancelledError())
+    assert (outcome.error_class, outcome.reason) == (ErrorClass.TIMEOUT, "CancelledError")

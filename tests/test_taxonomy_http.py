@@ -255,3 +255,13 @@ def test_every_class_has_a_category() -> None:
     from monitor.taxonomy import CATEGORY_OF
 
     assert set(CATEGORY_OF) == set(ErrorClass)
+
+
+def test_absurdly_nested_json_never_raises() -> None:
+    body = "[" * 100_000 + "]" * 100_000
+    assert classify_http(503, body).error_class is ErrorClass.OVERLOADED
+
+
+def test_message_retry_hint_is_capped() -> None:
+    body = _err(429, "RESOURCE_EXHAUSTED", "Please retry in 99999999s.")
+    assert classify_http(429, json.dumps(body)).retry_after_s is None

@@ -8,12 +8,13 @@ from typing import Any
 from google import genai
 from opentelemetry import context as otel_context
 
-from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response
-from monitor.generator.base import GeneratorBase, Request
+from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response, progress_for
+from monitor.generator.base import GeneratorBase, Request, activate
 from monitor.generator.engine import Call, Notice, ReadFlag, Sleep
 from monitor.generator.result import ImageResult, Progress
-from monitor.generator.sync import _activate
 from monitor.generator.telemetry import GeneratorTelemetry
+
+_END = object()
 
 
 class AsyncImageGenerator(GeneratorBase):
@@ -68,20 +69,25 @@ class AsyncImageGenerator(GeneratorBase):
                     builder = AttemptBuilder()
                     reply: Any = None
                     try:
-                        token = _activate(telemetry)
+                        config_ = self._config_for(request, operation.model, operation.timeout_s)
+                        token = activate(telemetry)
                         try:
-                            config_ = self._config_for(request, operation.model, operation.timeout_s)
                             chunks = await self.client.aio.models.generate_content_stream(
                                 model=operation.model, contents=request.contents, config=config_
                             )
-                            async for chunk in chunks:
-                                for kind, payload, mime in builder.add(chunk):
-                                    if kind == "thought_image" and isinstance(payload, bytes):
-                                        yield Progress("thought_image", operation.model, image=payload, mime_type=mime)
-                                    elif kind == "text" and isinstance(payload, str):
-                                        yield Progress("text", operation.model, text=payload)
                         finally:
                             otel_context.detach(token)
+                        while True:
+                            # The span is current only inside the SDK, never while the caller holds a chunk.
+                            token = activate(telemetry)
+                            try:
+                                chunk = await anext(chunks, _END)
+                            finally:
+                                otel_context.detach(token)
+                            if chunk is _END:
+                                break
+                            for progress in progress_for(builder, chunk, operation.model):
+                                yield progress
                         reply = builder.finish()
                     except Exception as error:  # noqa: BLE001 - classified; the engine decides
                         reply = from_error(error)
@@ -97,13 +103,16 @@ class AsyncImageGenerator(GeneratorBase):
             result: ImageResult = done.value
             self._finish(telemetry, result, None)
             yield Progress("final", result.served_model, image=result.image, mime_type=result.mime_type, result=result)
+        except GeneratorExit:
+            self._closed_early(telemetry)
+            raise
         except BaseException as error:
             self._finish(telemetry, None, error)
             raise
 
     async def _call(self, request: Request, operation: Call, telemetry: GeneratorTelemetry) -> AttemptResult:
         config = self._config_for(request, operation.model, operation.timeout_s)
-        token = _activate(telemetry)
+        token = activate(telemetry)
         try:
             response = await self.client.aio.models.generate_content(
                 model=operation.model, contents=request.contents, config=config
@@ -117,9 +126,9 @@ class AsyncImageGenerator(GeneratorBase):
     async def _perform(self, operation: ReadFlag | Sleep | Notice) -> Any:
         if isinstance(operation, ReadFlag):
             try:
-                return bool(await self.flag_source.adegraded())
-            except Exception:  # noqa: BLE001 - a broken flag source must not break generation
-                return False
+                return self._flag_read(await self.flag_source.adegraded())
+            except Exception as error:  # noqa: BLE001 - a broken flag source must not break generation
+                return self._flag_failed(error)
         if isinstance(operation, Sleep):
             await self.clock.asleep(operation.seconds)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.generator.result import Progress
 from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
 
 
@@ -65,3 +66,14 @@ def from_response(response: Any) -> AttemptResult:
     builder = AttemptBuilder()
     builder.add(response)
     return builder.finish()
+
+
+def progress_for(builder: AttemptBuilder, chunk: Any, model: str) -> list[Progress]:
+    """Fold one streamed chunk into the attempt; the caller-facing steps it produced, in order."""
+    steps = []
+    for kind, payload, mime in builder.add(chunk):
+        if kind == "thought_image" and isinstance(payload, bytes):
+            steps.append(Progress("thought_image", model, image=payload, mime_type=mime))
+        elif kind == "text" and isinstance(payload, str):
+            steps.append(Progress("text", model, text=payload))
+    return steps

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import math
 import random
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
 from google.genai import types
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, TracerProvider
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
+from monitor import labels
+from monitor._safety import report_internal_error
 from monitor.config import IMAGE_SIZES, ShimConfig
 from monitor.generator.clock import Clock, SystemClock
 from monitor.generator.engine import Plan, Route, plan
@@ -64,6 +70,22 @@ class GeneratorBase:
         self._metrics = GeneratorMetrics.for_registry(registry)
         self._shim_metrics = ShimMetrics.for_registry(registry)
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("nbmon.generator")
+        self._last_flag = False
+        self._model_label = labels.BoundedLabel((m.id for m in self.config.models), self.config.max_extra_model_labels)
+
+    def _flag_read(self, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"flag source returned {type(value).__name__}, not bool")
+        self._last_flag = value
+        return value
+
+    def _flag_failed(self, error: Exception) -> bool:
+        """Fail static at the generator too: keep the last value read, and report the failure."""
+        report_internal_error("generator.flag_source", error, self._count_internal)
+        return self._last_flag
+
+    def _count_internal(self, component: str) -> None:
+        self._shim_metrics.internal_errors.labels(component).inc()
 
     def _request(
         self, contents: Any, image_size: str, aspect_ratio: str | None, deadline_s: float | None, extra: dict[str, Any]
@@ -78,14 +100,19 @@ class GeneratorBase:
         if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
             raise ValueError(f"aspect_ratio: {aspect_ratio!r} is not one of {list(ASPECT_RATIOS)}")
         deadline = self.policy.deadline_s if deadline_s is None else deadline_s
-        if deadline is not None and not (
-            isinstance(deadline, int | float) and math.isfinite(deadline) and deadline > 0
-        ):
+        valid = isinstance(deadline, int | float) and not isinstance(deadline, bool)
+        if deadline is not None and not (valid and math.isfinite(deadline) and deadline > 0):
             raise ValueError(f"deadline_s: must be a positive number of seconds, got {deadline!r}")
         for key in ("response_modalities", "image_config"):
             if key in extra:
                 raise ValueError(f"{key}: set by ImageGenerator (use image_size= and aspect_ratio=)")
-        return Request(contents, image_size, aspect_ratio, deadline, extra)
+        request = Request(contents, image_size, aspect_ratio, deadline, extra)
+        try:  # an unknown or ill-typed config key fails here, before the flag read or any request
+            self._config_for(request, self.primary_model, deadline)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"config: {'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}") from exc
+        return request
 
     def _config_for(self, request: Request, model: str, timeout_s: float | None) -> types.GenerateContentConfig:
         spec = self.config.model(model)
@@ -112,9 +139,14 @@ class GeneratorBase:
             kind=SpanKind.INTERNAL,
             attributes={"gen_ai.request.model": self.primary_model, "nbmon.image.size": request.image_size},
         )
-        telemetry = GeneratorTelemetry(self._metrics, self._shim_metrics, self.config, span)
+        telemetry = GeneratorTelemetry(self._metrics, self._shim_metrics, self.config, span, self._model_label)
         route = Route(self.primary_model, self.fallback_model, self.canary_share, request.image_size)
         return plan(route, self.policy, telemetry, self._rng, request.deadline_s, self.clock), telemetry
+
+    @staticmethod
+    def _closed_early(telemetry: GeneratorTelemetry) -> None:
+        """The caller stopped reading a stream: not an error of the call."""
+        telemetry.finish({"nbmon.closed_early": True}, None)
 
     @staticmethod
     def _finish(telemetry: GeneratorTelemetry, result: ImageResult | None, error: BaseException | None) -> None:
@@ -131,3 +163,8 @@ class GeneratorBase:
             )
         else:
             telemetry.finish({}, getattr(getattr(error, "error_class", None), "value", None) or type(error).__name__)
+
+
+def activate(telemetry: GeneratorTelemetry) -> Token[Context]:
+    """Make the generator's span current, so the shim's per-call spans become its children."""
+    return otel_context.attach(trace.set_span_in_context(telemetry.span))

@@ -80,19 +80,25 @@ def plan(
     if degraded and route.fallback is not None:
         if rng.random() < route.canary_share:
             telemetry.routing("canary", route.primary)  # keeps measuring the primary's recovery
-            # A canary measures; it must not make its user sit through minutes of backoff in an outage.
-            canary, policy = True, replace(policy, max_attempts=1)
+            canary = True
         else:
             telemetry.routing("flash", route.fallback)
             model, reason = route.fallback, FallbackReason.DEGRADED_MODE
+    # A canary measures; it must not make its user sit through minutes of backoff on the primary in an
+    # outage. The cap applies to the primary only: after the fallback the normal policy holds again.
+    canary_policy = replace(policy, max_attempts=1) if canary else policy
     attempt = rerolls = calls = 0
     waited = 0.0
     classes: list[ErrorClass] = []
+    result: AttemptResult | None = None
     while True:
         attempt += 1
-        calls += 1
         time_left = None if deadline_s is None else deadline_s - (now.monotonic() - started)
-        result: AttemptResult = yield Call(model, time_left)
+        if time_left is not None and time_left < policy.min_call_s and result is not None:
+            # No time for a useful request: give up now rather than send one that must time out.
+            raise _error(Decision(Action.RAISE, why="deadline"), result, model, tuple(classes), calls, now)
+        calls += 1
+        result = yield Call(model, time_left)
         cls = result.outcome.error_class
         if cls is ErrorClass.OK:
             return _result(route, model, reason, result, calls, waited, classes, telemetry)
@@ -100,7 +106,7 @@ def plan(
         time_left = None if deadline_s is None else deadline_s - (now.monotonic() - started)
         can_fallback = route.fallback is not None and model != route.fallback
         decision = decide(
-            policy,
+            canary_policy if model == route.primary else policy,
             result.outcome,
             attempt=attempt,
             rerolls_used=rerolls,

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
+from monitor.logs import redact_text
+
 DEGRADED_FLAG = "degraded-mode"
 _log = structlog.get_logger("nbmon.flags")
 
@@ -74,6 +76,7 @@ class OfrepFlagSource:
         self._default = default
         self._fresh_until = float("-inf")
         self._failing = False
+        self._refreshing = False
         self._lock = threading.Lock()
         self.errors = 0  # failed reads, for tests and health checks
 
@@ -100,8 +103,9 @@ class OfrepFlagSource:
             return self._current()
 
     async def adegraded(self) -> bool:
-        if self._clock() < self._fresh_until:
-            return self._current()
+        if self._clock() < self._fresh_until or self._refreshing:
+            return self._current()  # fresh, or another task is refreshing it: no thundering herd
+        self._refreshing = True
         try:
             if self._aclient is not None:
                 response = await self._aclient.post(
@@ -115,6 +119,8 @@ class OfrepFlagSource:
             self._accept(response)
         except Exception as error:  # noqa: BLE001 - fail static on anything
             self._fail(error)
+        finally:
+            self._refreshing = False
         return self._current()
 
     def _current(self) -> bool:
@@ -142,7 +148,7 @@ class OfrepFlagSource:
                 "nbmon.flag_source.unavailable",
                 url=self._url,
                 error_type=type(error).__name__,
-                error=str(error)[:200],
+                error=redact_text(str(error))[:200],
                 keeping=self._current(),
             )
             self._failing = True

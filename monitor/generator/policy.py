@@ -60,6 +60,7 @@ class RetryPolicy:
     max_backoff_s: float = 300.0
     jitter: float = 0.2  # +/- this fraction of each backoff
     deadline_s: float | None = 900.0  # the whole generate() call; None: no deadline
+    min_call_s: float = 5.0  # no request is started with less of the deadline left than this
     rate_limit_default_wait_s: float = 60.0  # a 429 that names no delay
     reroll_attempts: int = 1  # re-sends after an output safety block / no image
     fallback_on_exhausted: bool = True
@@ -68,7 +69,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         _check(self.max_attempts >= 1, "max_attempts", "must be >= 1")
-        for name in ("initial_backoff_s", "max_backoff_s", "rate_limit_default_wait_s"):
+        for name in ("initial_backoff_s", "max_backoff_s", "rate_limit_default_wait_s", "min_call_s"):
             value = getattr(self, name)
             _check(math.isfinite(value) and value >= 0, name, "must be a finite number >= 0")
         _check(self.backoff_multiplier >= 1, "backoff_multiplier", "must be >= 1")
@@ -124,7 +125,7 @@ def _wait_or_give_up(
 ) -> Decision:
     if attempt >= policy.max_attempts:
         give_up = "attempts_exhausted"
-    elif time_left_s is not None and wait > time_left_s:
+    elif time_left_s is not None and wait > time_left_s - policy.min_call_s:
         give_up = "deadline"  # never wait past the deadline: give up now rather than later
     else:
         return Decision(Action.RETRY, wait_s=wait, why=why)

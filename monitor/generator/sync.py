@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextvars import Token
 from typing import Any
 
 from google import genai
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.context import Context
 
-from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response
-from monitor.generator.base import GeneratorBase, Request
+from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response, progress_for
+from monitor.generator.base import GeneratorBase, Request, activate
 from monitor.generator.engine import Call, Notice, ReadFlag, Sleep
 from monitor.generator.result import ImageResult, Progress
 from monitor.generator.telemetry import GeneratorTelemetry
+
+_END = object()
 
 
 class ImageGenerator(GeneratorBase):
@@ -81,20 +80,26 @@ class ImageGenerator(GeneratorBase):
                     builder = AttemptBuilder()
                     reply: Any = None
                     try:
-                        token = _activate(telemetry)
+                        config = self._config_for(request, operation.model, operation.timeout_s)
+                        token = activate(telemetry)
                         try:
-                            config = self._config_for(request, operation.model, operation.timeout_s)
-                            chunks = self.client.models.generate_content_stream(
-                                model=operation.model, contents=request.contents, config=config
+                            chunks = iter(
+                                self.client.models.generate_content_stream(
+                                    model=operation.model, contents=request.contents, config=config
+                                )
                             )
-                            for chunk in chunks:
-                                for kind, payload, mime in builder.add(chunk):
-                                    if kind == "thought_image" and isinstance(payload, bytes):
-                                        yield Progress("thought_image", operation.model, image=payload, mime_type=mime)
-                                    elif kind == "text" and isinstance(payload, str):
-                                        yield Progress("text", operation.model, text=payload)
                         finally:
                             otel_context.detach(token)
+                        while True:
+                            # The span is current only inside the SDK, never while the caller holds a chunk.
+                            token = activate(telemetry)
+                            try:
+                                chunk = next(chunks, _END)
+                            finally:
+                                otel_context.detach(token)
+                            if chunk is _END:
+                                break
+                            yield from progress_for(builder, chunk, operation.model)
                         reply = builder.finish()
                     except Exception as error:  # noqa: BLE001 - classified; the engine decides
                         reply = from_error(error)
@@ -110,13 +115,16 @@ class ImageGenerator(GeneratorBase):
             result: ImageResult = done.value
             self._finish(telemetry, result, None)
             yield Progress("final", result.served_model, image=result.image, mime_type=result.mime_type, result=result)
+        except GeneratorExit:
+            self._closed_early(telemetry)
+            raise
         except BaseException as error:
             self._finish(telemetry, None, error)
             raise
 
     def _call(self, request: Request, operation: Call, telemetry: GeneratorTelemetry) -> AttemptResult:
         config = self._config_for(request, operation.model, operation.timeout_s)
-        token = _activate(telemetry)
+        token = activate(telemetry)
         try:
             response = self.client.models.generate_content(
                 model=operation.model, contents=request.contents, config=config
@@ -129,19 +137,10 @@ class ImageGenerator(GeneratorBase):
 
     def _perform(self, operation: ReadFlag | Sleep | Notice) -> Any:
         if isinstance(operation, ReadFlag):
-            return _read_flag(self)
+            try:
+                return self._flag_read(self.flag_source.degraded())
+            except Exception as error:  # noqa: BLE001 - a broken flag source must not break generation
+                return self._flag_failed(error)
         if isinstance(operation, Sleep):
             self.clock.sleep(operation.seconds)
         return None
-
-
-def _activate(telemetry: GeneratorTelemetry) -> Token[Context]:
-    """Make the generator's span current, so the shim's per-call spans become its children."""
-    return otel_context.attach(trace.set_span_in_context(telemetry.span))
-
-
-def _read_flag(generator: GeneratorBase) -> bool:
-    try:
-        return bool(generator.flag_source.degraded())
-    except Exception:  # noqa: BLE001 - a broken flag source must not break generation: route normally
-        return False

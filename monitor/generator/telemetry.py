@@ -15,11 +15,18 @@ from monitor.taxonomy import ErrorClass
 
 
 class GeneratorTelemetry:
-    def __init__(self, metrics: GeneratorMetrics, shim_metrics: ShimMetrics, config: ShimConfig, span: Span) -> None:
+    def __init__(
+        self,
+        metrics: GeneratorMetrics,
+        shim_metrics: ShimMetrics,
+        config: ShimConfig,
+        span: Span,
+        model_label: labels.BoundedLabel,
+    ) -> None:
         self._metrics = metrics
         self._shim_metrics = shim_metrics
         self._config = config
-        self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
+        self._model_label = model_label  # one per generator, so the cap holds across calls
         self.span = span
 
     def _internal(self, error: Exception) -> None:

@@ -23,15 +23,6 @@ _POLICY_REASONS = frozenset(
     {"PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "MODEL_ARMOR", "JAILBREAK"}
 )
 _RECITATION_REASONS = frozenset({"RECITATION", "IMAGE_RECITATION"})
-_NO_IMAGE_REASONS = frozenset({"NO_IMAGE", "IMAGE_OTHER"})
-# Finish reasons the API documents that are not blocks: with no image they mean no_image.
-_KNOWN_OTHER_REASONS = frozenset(
-    {
-        "STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED", "OTHER", "LANGUAGE", "MALFORMED_FUNCTION_CALL",
-        "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "MISSING_THOUGHT_SIGNATURE", "MALFORMED_RESPONSE",
-        "CONTINUATION", "ESCALATION", "PUP_LIMITED_DISABLED",
-    }
-)  # fmt: skip
 _STATUS_BY_CODE = {
     503: ErrorClass.OVERLOADED,
     500: ErrorClass.SERVER_ERROR,
@@ -55,7 +46,10 @@ _CLASS_BY_GRPC = {
 _GRPC_STATUS = re.compile(r"[A-Z][A-Z_]{2,40}")
 # Exception types by name along the MRO, so httpx, httpx2, aiohttp, requests and google-auth
 # are all recognised without importing optional transports.
-_TIMEOUT_TYPES = frozenset({"TimeoutException", "TimeoutError", "ServerTimeoutError", "Timeout", "ReadTimeout"})
+# CancelledError: asyncio.wait_for() and task timeouts cancel the call; the client stopped waiting.
+_TIMEOUT_TYPES = frozenset(
+    {"TimeoutException", "TimeoutError", "ServerTimeoutError", "Timeout", "ReadTimeout", "CancelledError"}
+)
 _NETWORK_TYPES = frozenset(
     {
         "NetworkError", "ConnectError", "RemoteProtocolError", "ProtocolError", "TransportError",
@@ -132,9 +126,8 @@ def classify_content(summary: ContentSummary, *, image_expected: bool = True, ht
     first = reasons[0] if reasons else None
     if not image_expected or summary.final_images > 0:
         return Outcome(ErrorClass.OK, http_code=http_code, reason=first)
-    if first is None or first in _NO_IMAGE_REASONS or first in _KNOWN_OTHER_REASONS:
-        return Outcome(ErrorClass.NO_IMAGE, http_code=http_code, reason=first)
-    return Outcome(ErrorClass.UNKNOWN, http_code=http_code, reason=first)  # a finish reason this version does not know
+    # Asked for an image, got none: no_image, whatever the finish reason (an unknown one keeps its raw string).
+    return Outcome(ErrorClass.NO_IMAGE, http_code=http_code, reason=first)
 
 
 def _block_class(reason: str) -> ErrorClass:
@@ -198,7 +191,7 @@ def _parse_json(body: bytes | str | Mapping[str, Any] | None) -> object:
         return body
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
         return None
 
 

@@ -63,7 +63,7 @@ class ContentSummary:
                 self.finish_reasons[index] = enum_text(candidate.finish_reason)
             content = candidate.content
             for part in (content.parts if content is not None else None) or ():
-                if part.inline_data is not None:
+                if part.inline_data is not None and part.inline_data.data:  # an empty image is no image
                     self._add_image(index, bool(part.thought))
                 elif part.text is not None:
                     self.text_parts += 1
@@ -107,7 +107,8 @@ class ContentSummary:
         for part in parts:
             if not isinstance(part, Mapping):
                 continue
-            if isinstance(part.get("inlineData"), Mapping):
+            inline = part.get("inlineData")
+            if isinstance(inline, Mapping) and inline.get("data"):
                 self._add_image(index, part.get("thought") is True)
             elif isinstance(part.get("text"), str):
                 self.text_parts += 1

@@ -97,7 +97,8 @@ def retry_hint_in_message(message: object) -> float | None:
     match = _RETRY_IN_MESSAGE.search(message)
     if match is None:
         return None
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds if seconds <= _MAX_DELAY_S else None
 
 
 def window_of(*names: str | None) -> QuotaWindow:

@@ -1,0 +1,71 @@
+"""The flags the decision is served as, shared by the OFREP handlers and the flagd file writer.
+
+- `degraded-mode` (boolean, variants "on"/"off"): True while the app must use the fallback model.
+- `image-model` (string, variants "primary"/"fallback"): the model id the app should call now.
+
+Metadata values are only strings, numbers and booleans, as OFREP and flagd require: figures are flattened
+to `figures.<name>` keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.flagstate._codec import iso
+from monitor.flagstate.state import Decision
+
+DEGRADED_FLAG = "degraded-mode"
+IMAGE_MODEL_FLAG = "image-model"
+FLAG_KEYS = (DEGRADED_FLAG, IMAGE_MODEL_FLAG)
+
+MetadataValue = str | int | float | bool
+FlagValue = bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    """The model ids `image-model` chooses between (from the daemon's config)."""
+
+    primary: str
+    fallback: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedFlag:
+    key: str
+    value: FlagValue
+    variant: str
+    variants: dict[str, FlagValue]  # every variant, for the flagd file
+    metadata: dict[str, MetadataValue]
+
+
+def flag_metadata(decision: Decision) -> dict[str, MetadataValue]:
+    metadata: dict[str, MetadataValue] = {
+        "since": iso(decision.since),
+        "rule": decision.rule,
+        "source": decision.source,  # "override" tells a forced value from a rule's verdict (reason stays STATIC)
+        "detail": decision.reason,
+        "evaluated": decision.evaluated,
+    }
+    for name, number in sorted(decision.figures.items()):
+        metadata[f"figures.{name}"] = number
+    if decision.override is not None:
+        metadata["override_expires_at"] = iso(decision.override.expires_at)
+        metadata["override_set_by"] = decision.override.set_by
+    return metadata
+
+
+def resolve_flags(decision: Decision, models: Models) -> tuple[ResolvedFlag, ...]:
+    """Both flags for `decision`, in `FLAG_KEYS` order."""
+    metadata = flag_metadata(decision)
+    degraded = decision.value
+    return (
+        ResolvedFlag(DEGRADED_FLAG, degraded, "on" if degraded else "off", {"on": True, "off": False}, metadata),
+        ResolvedFlag(
+            IMAGE_MODEL_FLAG,
+            models.fallback if degraded else models.primary,
+            "fallback" if degraded else "primary",
+            {"primary": models.primary, "fallback": models.fallback},
+            dict(metadata),
+        ),
+    )
