@@ -72,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--text-only", action="store_true", help="the call did not ask for an image")
     classify.set_defaults(func=_classify)
 
+    from monitor.daemon import cli as daemon_cli
+
+    run = commands.add_parser("run", help="run the sidecar daemon: read the signal, evaluate, serve the flag")
+    daemon_cli.add_config_argument(run)
+    run.set_defaults(func=daemon_cli.run)
+
+    check = commands.add_parser("check-config", help="validate the daemon configuration; every error with its key")
+    daemon_cli.add_config_argument(check)
+    check.set_defaults(func=daemon_cli.check_config)
+
+    flag = commands.add_parser("flag", help="show, force or clear the degraded-mode flag of a running daemon")
+    daemon_cli.add_flag_arguments(flag)
+    flag.set_defaults(func=daemon_cli.flag)
+
     version = commands.add_parser("version", help="print nbmon and google-genai versions")
     version.set_defaults(func=_version)
     return parser

@@ -26,7 +26,7 @@ class DaemonAPI(Protocol):
 
     admin_token: str | None
 
-    def metrics(self) -> tuple[bytes, str]: ...  # (body, content type)
+    def metrics_exposition(self) -> tuple[bytes, str]: ...  # (body, content type)
     def ready(self) -> tuple[bool, list[str]]: ...
     def state(self) -> dict[str, Any]: ...
     def ofrep_flag(self, key: str, body: bytes) -> Reply: ...
@@ -94,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str) -> Reply:
         api = self.api
         if path == "/metrics" and method == "GET":
-            body, content_type = api.metrics()
+            body, content_type = api.metrics_exposition()
             return 200, {"content-type": content_type}, body
         if path == "/healthz" and method == "GET":
             return json_reply(200, {"status": "ok"})

@@ -1,0 +1,313 @@
+"""The sidecar daemon: read the signal, evaluate the rules, hold and serve the degraded-mode flag.
+
+Jobs (APScheduler 3, one thread each, never overlapping): read the source every `source.interval`,
+evaluate every `evaluation.interval`. A job that raises is logged and counted, never fatal. State is
+persisted on every change, so a restart (even after kill -9) resumes degraded if it was degraded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from monitor.alerts import Action, CounterWindow, Evaluator, State, Transition, rules_from_mapping
+from monitor.daemon.config import DaemonConfig, parse_duration
+from monitor.daemon.http import DaemonServer, Reply
+from monitor.flagstate import FlagdFileWriter, FlagStore, Models, evaluate_bulk, evaluate_flag
+from monitor.metrics import DaemonMetrics
+from monitor.signals import CounterSource, Counts, WindowSource
+from monitor.sources import InProcessSource, PromQLSource, ScrapeSource
+
+_log = structlog.get_logger("nbmon.daemon")
+RULE_STATES = tuple(s.value for s in State)
+
+
+def window_label(seconds: float) -> str:
+    return f"{int(seconds // 60)}m" if seconds % 60 == 0 else f"{int(seconds)}s"
+
+
+class Daemon:
+    """Everything `nbmon run` does, with its clocks, source and registry injectable for tests and embed()."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        source: CounterSource | WindowSource | None = None,
+        registry: CollectorRegistry | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = DaemonMetrics(self.registry)
+        self._monotonic, self._wall = monotonic, wall
+        self.models = Models(config.primary_model, config.fallback_model)
+        rules = rules_from_mapping(
+            config.rules, primary_model=config.primary_model, fallback_model=config.fallback_model
+        )
+        self.evaluator = Evaluator(rules)
+        self._flag_rules = {r.name for r in rules if Action.SET_FLAG in r.actions}
+        longest = max((r.window_s for r in rules), default=60.0)
+        self.window = CounterWindow(max_age_s=longest + 4 * config.source_interval_s)
+        self.store = FlagStore(config.state_path, clock=wall)  # a corrupt file stops the start, with its path
+        self.flagd = FlagdFileWriter(config.flagd_path) if config.flagd_path else None
+        self.source = source or self._build_source()
+        # Counter sources are read on their own schedule into the window; window sources answer at evaluation.
+        self._counter: CounterSource | None = self.source if hasattr(self.source, "read") else None  # type: ignore[assignment]
+        self._windowed: WindowSource | None = None if self._counter is not None else self.source  # type: ignore[assignment]
+        self.admin_token = config.admin_token
+        self._last_ok_read: float | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._server: DaemonServer | None = None
+        self._restore()
+        self._publish()
+
+    # --- wiring -------------------------------------------------------------------------------------------
+
+    def _build_source(self) -> CounterSource | WindowSource:
+        config = self.config
+        if config.source_kind == "promql" and config.promql_url:
+            return PromQLSource(config.promql_url, on_error=self._source_error)
+        if config.source_kind == "inprocess":
+            from prometheus_client import REGISTRY
+
+            return InProcessSource(REGISTRY, on_error=self._source_error)
+        return ScrapeSource(config.targets, on_error=self._source_error)
+
+    def _source_error(self, target: str, reason: str) -> None:
+        # Labelled by source name, never by target: a target URL may carry credentials.
+        self.metrics.source_errors.labels(self.source_name, reason).inc()
+
+    @property
+    def source_name(self) -> str:
+        return str(getattr(getattr(self, "source", None), "name", self.config.source_kind))
+
+    def _restore(self) -> None:
+        """After a restart: the rules resume in the state the persisted flag says (no transition emitted)."""
+        state = self.store.state
+        if not state.degraded or state.rule not in self._flag_rules:
+            return
+        elapsed = max((self._wall() - state.since).total_seconds(), 0.0)
+        self.evaluator.restore(state.rule, State.FIRING, since=self._monotonic() - elapsed)
+        _log.info("nbmon.state.restored", rule=state.rule, degraded=True, since=state.since.isoformat())
+
+    # --- jobs ---------------------------------------------------------------------------------------------
+
+    def read_source(self) -> None:
+        if self._counter is None:
+            return  # a window source answers at evaluation time
+        reading = self._counter.read()
+        if reading.ok:
+            self.window.add(reading)
+            self._last_ok_read = self._monotonic()
+            self.metrics.source_last_success.labels(self.source_name).set(time.time())
+
+    def evaluate(self) -> list[Transition]:
+        started = time.perf_counter()
+        now = self._monotonic()
+        counts = {w: self._counts(w, now) for w in self.evaluator.windows}
+        transitions = self.evaluator.evaluate(now, counts)
+        for transition in transitions:
+            self._on_transition(transition)
+        if self.store.expire_override():
+            _log.info("nbmon.override.expired")
+        self._publish(counts)
+        self.metrics.evaluation_duration.observe(time.perf_counter() - started)
+        return transitions
+
+    def _counts(self, window_s: float, now: float) -> Counts | None:
+        if self._windowed is None:
+            return self.window.counts(window_s, now) if self.window.coverage(window_s, now) > 0 else None
+        counts, error = self._windowed.counts(window_s)
+        if error is not None:
+            return None  # no data: the rules hold their state instead of reading an outage as zero traffic
+        self._last_ok_read = now
+        self.metrics.source_last_success.labels(self.source_name).set(time.time())
+        return counts
+
+    def _on_transition(self, transition: Transition) -> None:
+        figures = {
+            "ratio": transition.ratio,
+            "numerator": transition.numerator,
+            "denominator": transition.denominator,
+            "window_s": transition.window_s,
+            "threshold": transition.threshold,
+        }
+        _log.warning(
+            "nbmon.rule.transition",
+            rule=transition.rule,
+            from_state=transition.from_state.value,
+            to_state=transition.to_state.value,
+            reason=transition.reason,
+            **figures,
+        )
+        if transition.rule in self._flag_rules and transition.degraded_changed:
+            degraded = transition.to_state.degraded
+            self.store.apply_transition(degraded, transition.rule, transition.reason, figures)
+            self.metrics.transitions.labels("degraded" if degraded else "normal").inc()
+
+    def _publish(self, counts: dict[float, Counts | None] | None = None) -> None:
+        """Gauges and the flagd file from the current state: one place, so they never disagree."""
+        decision = self.store.effective()
+        self.metrics.degraded_mode.set(1 if decision.value else 0)
+        self.metrics.override.set(1 if decision.source == "override" else 0)
+        for name, status in self.evaluator.statuses().items():
+            for state in RULE_STATES:
+                self.metrics.rule_state.labels(name, state).set(1 if status.state.value == state else 0)
+            self.metrics.rule_insufficient_data.labels(name).set(1 if status.insufficient_data else 0)
+        for window_s, window_counts in (counts or {}).items():
+            self._publish_ratios(window_s, window_counts or {})
+        if self.flagd is not None:
+            self.flagd.write(decision, self.models)
+
+    def _publish_ratios(self, window_s: float, counts: Counts) -> None:
+        totals: dict[str, float] = {}
+        for series, value in counts.items():
+            totals[series.model] = totals.get(series.model, 0.0) + value
+        by_class: dict[tuple[str, str], float] = {}
+        for series, value in counts.items():
+            key = (series.model, series.error_class)
+            by_class[key] = by_class.get(key, 0.0) + value
+        label = window_label(window_s)
+        for (model, error_class), value in by_class.items():
+            if totals[model] > 0:
+                self.metrics.error_ratio.labels(model, error_class, label).set(value / totals[model])
+
+    def _job(self, name: str, job: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - one failed run is logged and counted; the daemon goes on
+                self.metrics.job_errors.labels(name).inc()
+                _log.exception("nbmon.job.failed", job=name)
+
+        return run
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._server = DaemonServer(self, self.config.listen_host, self.config.listen_port, self._http_error)
+        self._server.start()
+        scheduler = BackgroundScheduler(timezone="UTC")
+        first = datetime.now(UTC)
+        options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "next_run_time": first}
+        scheduler.add_job(
+            self._job("read", self.read_source), "interval", seconds=self.config.source_interval_s, **options
+        )
+        scheduler.add_job(
+            self._job("evaluate", self.evaluate), "interval", seconds=self.config.evaluation_interval_s, **options
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        _log.info("nbmon.daemon.started", url=self.url, source=self.source_name, rules=sorted(self._flag_rules))
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.store.flush()
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()
+        _log.info("nbmon.daemon.stopped")
+
+    @property
+    def url(self) -> str:
+        return self._server.url if self._server is not None else ""
+
+    def _http_error(self, path: str, error: Exception) -> None:
+        self.metrics.job_errors.labels("http").inc()
+        _log.error("nbmon.http.error", error_type=type(error).__name__, exc_info=error)
+
+    # --- the HTTP API (monitor.daemon.http.DaemonAPI) ------------------------------------------------------
+
+    def metrics_exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def ready(self) -> tuple[bool, list[str]]:
+        """Ready once the state is loaded (it is, once constructed) and the source answered recently."""
+        reasons = []
+        stale_after = 3 * max(self.config.source_interval_s, self.config.evaluation_interval_s)
+        if self._last_ok_read is None:
+            reasons.append(f"source {self.source_name}: no successful read yet")
+        elif self._monotonic() - self._last_ok_read > stale_after:
+            reasons.append(f"source {self.source_name}: no successful read for over {stale_after:.0f}s")
+        return not reasons, reasons
+
+    def state(self) -> dict[str, Any]:
+        statuses = {
+            name: {
+                "state": status.state.value,
+                "degraded": status.degraded,
+                "insufficient_data": status.insufficient_data,
+                "no_data": status.no_data,
+                "ratio": status.ratio,
+                "numerator": status.numerator,
+                "denominator": status.denominator,
+            }
+            for name, status in self.evaluator.statuses().items()
+        }
+        return {
+            "effective": self.store.effective().as_dict(),
+            "rules": statuses,
+            "models": {"primary": self.models.primary, "fallback": self.models.fallback},
+            "state": self.store.snapshot(),
+        }
+
+    def ofrep_flag(self, key: str, body: bytes) -> Reply:
+        response = evaluate_flag(key, body, self.store.effective(), self.models)
+        return response.status, response.headers, response.content()
+
+    def ofrep_bulk(self, body: bytes, if_none_match: str | None) -> Reply:
+        response = evaluate_bulk(body, if_none_match, self.store.effective(), self.models)
+        return response.status, response.headers, response.content()
+
+    def set_override(self, request: dict[str, Any]) -> dict[str, Any]:
+        """{"value": bool, "reason": str, "expires_in": "30m" | seconds} or {"expires_at": ISO 8601}."""
+        value, reason = request.get("value"), request.get("reason")
+        if not isinstance(value, bool):
+            raise ValueError("value: must be true (force degraded) or false (force normal)")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError("reason: required, so the next person on call knows why")
+        unknown = set(request) - {"value", "reason", "expires_in", "expires_at", "set_by"}
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        now = self._wall()
+        if "expires_at" in request:
+            try:
+                expires = datetime.fromisoformat(str(request["expires_at"]))
+            except ValueError:
+                raise ValueError("expires_at: must be an ISO 8601 date-time with a timezone") from None
+            if expires.tzinfo is None:
+                raise ValueError("expires_at: must carry a timezone (e.g. 2026-11-27T18:00:00Z)")
+        elif "expires_in" in request:
+            try:
+                seconds = parse_duration(request["expires_in"], "expires_in")
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+            expires = datetime.fromtimestamp(now.timestamp() + seconds, UTC)
+        else:
+            raise ValueError("expires_in or expires_at: an override must expire (e.g. expires_in: 30m)")
+        if expires <= now:
+            raise ValueError("the expiry is in the past")
+        set_by = str(request.get("set_by") or "admin-api")[:64]
+        self.store.set_override(value, reason.strip()[:500], expires, set_by=set_by)
+        _log.warning("nbmon.override.set", value=value, reason=reason, expires_at=expires.isoformat(), set_by=set_by)
+        self._publish()
+        return self.state()
+
+    def clear_override(self) -> dict[str, Any]:
+        if self.store.clear_override():
+            _log.warning("nbmon.override.cleared")
+        self._publish()
+        return self.state()

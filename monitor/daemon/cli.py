@@ -1,0 +1,130 @@
+"""`nbmon run`, `nbmon check-config` and `nbmon flag ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+import httpx
+
+from monitor.config import ConfigError
+from monitor.daemon import config as daemon_config
+from monitor.flagstate import FlagStoreError
+
+SHUTDOWN_GRACE_S = 5.0
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", "-c", default=os.environ.get("NBMON_CONFIG_FILE"), help="TOML or YAML file (or $NBMON_CONFIG_FILE)"
+    )
+
+
+def _load(args: argparse.Namespace) -> daemon_config.DaemonConfig | None:
+    try:
+        return daemon_config.load(args.config)
+    except daemon_config.ConfigErrors as exc:
+        for error in exc.errors:
+            print(f"nbmon: config error: {error}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"nbmon: config error: {exc}", file=sys.stderr)
+    return None
+
+
+def check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+    try:
+        from monitor.alerts import rules_from_mapping
+
+        rules = rules_from_mapping(
+            config.rules, primary_model=config.primary_model, fallback_model=config.fallback_model
+        )
+    except ValueError as exc:
+        print(f"nbmon: config error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"config ok: listen {config.listen_host}:{config.listen_port}, source {config.source_kind}, "
+        f"rules {', '.join(r.name for r in rules)}, state {config.state_path}"
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitor.daemon.app import Daemon
+    from monitor.logs import configure_logging
+
+    config = _load(args)
+    if config is None:
+        return 2
+    configure_logging(config.log_format, config.log_level)
+    try:
+        daemon = Daemon(config)
+        daemon.start()
+    except (ValueError, FlagStoreError, OSError) as exc:  # bad rules, a corrupt state file, a taken port
+        print(f"nbmon: cannot start: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"nbmon daemon listening on {daemon.url}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        # Shut down within the grace period: a stuck job must not keep the pod terminating.
+        stopper = threading.Thread(target=daemon.stop, daemon=True)
+        stopper.start()
+        stopper.join(SHUTDOWN_GRACE_S)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def add_flag_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=os.environ.get("NBMON_URL", "http://127.0.0.1:8016"), help="daemon base URL")
+    actions = parser.add_subparsers(dest="flag_action", required=True, metavar="ACTION")
+    setter = actions.add_parser("set", help="force degraded mode on or off, with a reason and an expiry")
+    setter.add_argument("value", choices=("on", "off"), help="on: force Flash-only; off: force the primary model")
+    setter.add_argument("--reason", required=True)
+    setter.add_argument("--for", dest="expires_in", default="1h", help="how long the override holds (default 1h)")
+    actions.add_parser("clear", help="remove the override; the rules decide again")
+    actions.add_parser("show", help="print the daemon's current state")
+
+
+def flag(args: argparse.Namespace) -> int:
+    token = os.environ.get("NBMON_ADMIN_TOKEN", "")
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        with httpx.Client(base_url=args.url, timeout=10.0) as client:
+            if args.flag_action == "show":
+                response = client.get("/v1/state")
+            elif args.flag_action == "clear":
+                response = client.delete("/v1/override", headers=headers)
+            else:
+                body = {
+                    "value": args.value == "on",
+                    "reason": args.reason,
+                    "expires_in": args.expires_in,
+                    "set_by": f"cli:{os.environ.get('USER', 'unknown')}",
+                }
+                response = client.post("/v1/override", json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        print(f"nbmon: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        detail = response.json().get("error") if "json" in response.headers.get("content-type", "") else response.text
+        hint = " (set NBMON_ADMIN_TOKEN)" if response.status_code in (401, 403) else ""
+        print(f"nbmon: the daemon refused: HTTP {response.status_code}: {detail}{hint}", file=sys.stderr)
+        return 1
+    effective = response.json().get("effective", {})
+    print(json.dumps(effective if args.flag_action != "show" else response.json(), indent=2, default=str))
+    return 0
