@@ -1,6 +1,7 @@
 """nbmon: observability and quota monitoring for Gemini image generation."""
 
 from monitor.config import ConfigError, ModelSpec, ShimConfig, load_shim_config
+from monitor.daemon.embed import embed
 from monitor.generator import (
     AsyncImageChat,
     AsyncImageGenerator,
@@ -57,6 +58,7 @@ __all__ = [
     "classify_http",
     "classify_response",
     "configure_logging",
+    "embed",
     "instrument",
     "is_instrumented",
     "load_shim_config",

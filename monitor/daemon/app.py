@@ -192,9 +192,10 @@ class Daemon:
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._server = DaemonServer(self, self.config.listen_host, self.config.listen_port, self._http_error)
-        self._server.start()
+    def start(self, *, serve_http: bool = True) -> None:
+        if serve_http:
+            self._server = DaemonServer(self, self.config.listen_host, self.config.listen_port, self._http_error)
+            self._server.start()
         scheduler = BackgroundScheduler(timezone="UTC")
         first = datetime.now(UTC)
         options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "next_run_time": first}
