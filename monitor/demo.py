@@ -128,7 +128,7 @@ def _load(url: str, args: argparse.Namespace, registry: CollectorRegistry, out: 
         for thread in threads:
             thread.join(timeout=5)
     _render(registry, out, time.monotonic() - started, tty=False)
-    out.write("\nDone. The same counters are what `nbmon run` and the dashboards read.\n")
+    out.write("\nDone. These are the counters `nbmon run` scrapes to decide on degraded mode.\n")
 
 
 def totals(registry: CollectorRegistry) -> dict[str, dict[str, float]]:
