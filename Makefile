@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench simulate clean
+.PHONY: demo test lint types unit bench simulate clean tools
+# Real tools the tests drive (Alertmanager, amtool), from Debian when missing.
+DEBIAN_TOOLS := prometheus-alertmanager
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +31,14 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint types unit
+tools:
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || { \
+	  echo "installing from Debian: $(DEBIAN_TOOLS)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_TOOLS) >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_TOOLS) >/dev/null; }; }
+
+test: tools lint types unit
 
 # The OpenTelemetry google-genai comparison needs google-genai <3, hence a second virtualenv.
 OTEL_VENV := bench/.venv-otel

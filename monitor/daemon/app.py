@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.alerts import Action, CounterWindow, Evaluator, State, Transition, rules_from_mapping
+from monitor.daemon.alertmanager import AlertTracker, parse_payload
 from monitor.daemon.config import DaemonConfig, parse_duration
 from monitor.daemon.http import DaemonServer, Reply
 from monitor.flagstate import FlagdFileWriter, FlagStore, Models, evaluate_bulk, evaluate_flag
@@ -64,6 +65,7 @@ class Daemon:
         self._windowed: WindowSource | None = None if self._counter is not None else self.source  # type: ignore[assignment]
         self.admin_token = config.admin_token
         self._last_ok_read: float | None = None
+        self._alerts = AlertTracker()
         self._scheduler: BackgroundScheduler | None = None
         self._server: DaemonServer | None = None
         self._restore()
@@ -312,3 +314,20 @@ class Daemon:
             _log.warning("nbmon.override.cleared")
         self._publish()
         return self.state()
+
+    def alertmanager(self, payload: Any) -> dict[str, Any]:
+        """Alertmanager's webhook: a watched alert firing sets degraded mode; the last one resolving clears it."""
+        updates = parse_payload(payload, self.config.alertmanager_alerts)  # PayloadError: 400, nothing changes
+        self._alerts.apply(updates)
+        degraded = self._alerts.degraded
+        state = self.store.state
+        from_alertmanager = state.rule == "alertmanager"
+        # Clear only what Alertmanager set (also after a restart, when the firing set was forgotten).
+        if updates and degraded != state.degraded and (degraded or from_alertmanager):
+            names = ", ".join(self._alerts.names() or sorted({u.name for u in updates}))
+            reason = f"Alertmanager: {names} {'firing' if degraded else 'resolved'}"
+            self.store.apply_transition(degraded, "alertmanager", reason, {})
+            self.metrics.transitions.labels("degraded" if degraded else "normal").inc()
+            _log.warning("nbmon.alertmanager.transition", degraded=degraded, alerts=names)
+        self._publish()
+        return {"accepted": len(updates), "firing": self._alerts.names(), "effective": self.store.effective().as_dict()}

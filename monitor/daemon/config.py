@@ -38,6 +38,7 @@ ENV_KEYS = {
     "NBMON_LOG_LEVEL": "log.level",
     "NBMON_PRIMARY_MODEL": "models.primary",
     "NBMON_FALLBACK_MODEL": "models.fallback",
+    "NBMON_ALERTMANAGER_ALERTS": "alertmanager.alerts",
 }
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -67,6 +68,7 @@ class DaemonConfig:
     primary_model: str = "gemini-3-pro-image-preview"
     fallback_model: str = "gemini-2.5-flash-image"
     rules: Mapping[str, Any] = field(default_factory=dict)  # validated by monitor.alerts.rules_from_mapping
+    alertmanager_alerts: tuple[str, ...] = ("NbmonImage503RateHigh",)  # POST /v1/alertmanager: alerts that degrade
     shim: ShimConfig = field(default_factory=ShimConfig)
 
 
@@ -126,7 +128,7 @@ def load(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None 
 
 def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
     errors: list[ConfigError] = []
-    known = {"listen", "source", "evaluation", "state", "admin", "log", "models", "rules", "shim"}
+    known = {"listen", "source", "evaluation", "state", "admin", "log", "models", "rules", "shim", "alertmanager"}
     errors.extend(
         ConfigError(k, f"unknown section (expected one of {', '.join(sorted(known))})") for k in data if k not in known
     )
@@ -160,6 +162,7 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
     admin = section("admin", {"token", "token_file"})
     log = section("log", {"format", "level"})
     models = section("models", {"primary", "fallback"})
+    alertmanager = section("alertmanager", {"alerts"})
     rules = data.get("rules", {})
     if not isinstance(rules, Mapping):
         errors.append(ConfigError("rules", "must be a table/mapping of rule name -> settings"))
@@ -187,6 +190,7 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         primary_model=get("models", _text, shim.primary_model, models, "primary"),
         fallback_model=get("models", _text, shim.fallback_model, models, "fallback"),
         rules=dict(rules),
+        alertmanager_alerts=get("alertmanager", _names, defaults.alertmanager_alerts, alertmanager, "alerts"),
         shim=shim,
     )
     if config.source_kind == "promql" and not config.promql_url:
@@ -240,6 +244,13 @@ def _urls(value: object, key: str) -> tuple[str, ...]:
     if not isinstance(items, list | tuple) or not items:
         raise ConfigError(key, "must be a non-empty list of http(s) URLs")
     return tuple(_url(item, f"{key}[{i}]") for i, item in enumerate(items))
+
+
+def _names(value: object, key: str) -> tuple[str, ...]:
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items or not all(isinstance(i, str) and i for i in items):
+        raise ConfigError(key, "must be a non-empty list of alert names")
+    return tuple(items)
 
 
 def _path(value: object, key: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from monitor.logs import redact_text
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 1024 * 1024  # an Alertmanager group can carry many alerts
 OFREP_PREFIX = "/ofrep/v1/evaluate/flags"
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -33,6 +33,7 @@ class DaemonAPI(Protocol):
     def ofrep_bulk(self, body: bytes, if_none_match: str | None) -> Reply: ...
     def set_override(self, request: dict[str, Any]) -> dict[str, Any]: ...  # ValueError -> 400
     def clear_override(self) -> dict[str, Any]: ...
+    def alertmanager(self, payload: Any) -> dict[str, Any]: ...  # PayloadError (a ValueError) -> 400
 
 
 def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -115,6 +116,8 @@ class _Handler(BaseHTTPRequestHandler):
             return api.ofrep_flag(key, payload)
         if path == "/v1/override":
             return self._admin(method)
+        if path == "/v1/alertmanager":
+            return self._alertmanager(method)
         return _error(404, f"no such endpoint: {redact_text(path)[:200]}")
 
     def _check_token(self) -> Reply | None:
@@ -126,6 +129,24 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), token.encode()):
             return json_reply(401, {"error": "a valid bearer token is required"}, {"www-authenticate": "Bearer"})
         return None
+
+    def _alertmanager(self, method: str) -> Reply:
+        if method != "POST":
+            return _error(405, "Alertmanager posts its webhook: use POST")
+        denied = self._check_token()
+        if denied is not None:
+            return denied
+        body = self._body()
+        if body is None:
+            return _error(413, f"body missing a valid content-length or over {MAX_BODY} bytes")
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError as exc:
+            return _error(400, f"body is not JSON: {exc}")
+        try:
+            return json_reply(200, self.api.alertmanager(payload))
+        except ValueError as exc:
+            return _error(400, str(exc))
 
     def _admin(self, method: str) -> Reply:
         denied = self._check_token()
