@@ -196,6 +196,15 @@ class DaemonMetrics:
         self.job_errors = Counter(
             "nbmon_job_errors", "Scheduled jobs that raised (logged; the daemon goes on).", ["job"], registry=registry
         )
+        self.notifications = Counter(
+            "nbmon_notifications",
+            "Notification deliveries by channel and result (sent, retried, failed_permanent, dropped).",
+            ["channel", "result"],
+            registry=registry,
+        )
+        self.notification_queue_depth = Gauge(
+            "nbmon_notification_queue_depth", "Notifications waiting in the persisted outbox.", registry=registry
+        )
         self.evaluation_duration = Histogram(
             "nbmon_evaluation_duration_seconds",
             "Time one evaluation tick took.",

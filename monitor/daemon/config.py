@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from monitor.config import ConfigError, ShimConfig, shim_config_from_mapping
+from monitor.notify.config import NotifyConfig, notify_config_from_mapping
 
 SOURCE_KINDS = ("scrape", "inprocess", "promql")
 LOG_FORMATS = ("json", "console", "auto")
@@ -70,6 +71,7 @@ class DaemonConfig:
     rules: Mapping[str, Any] = field(default_factory=dict)  # validated by monitor.alerts.rules_from_mapping
     alertmanager_alerts: tuple[str, ...] = ("NbmonImage503RateHigh",)  # POST /v1/alertmanager: alerts that degrade
     shim: ShimConfig = field(default_factory=ShimConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 def parse_duration(value: object, key: str) -> float:
@@ -128,7 +130,19 @@ def load(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None 
 
 def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
     errors: list[ConfigError] = []
-    known = {"listen", "source", "evaluation", "state", "admin", "log", "models", "rules", "shim", "alertmanager"}
+    known = {
+        "listen",
+        "source",
+        "evaluation",
+        "state",
+        "admin",
+        "log",
+        "models",
+        "rules",
+        "shim",
+        "alertmanager",
+        "notify",
+    }
     errors.extend(
         ConfigError(k, f"unknown section (expected one of {', '.join(sorted(known))})") for k in data if k not in known
     )
@@ -174,6 +188,13 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         except ConfigError as exc:
             errors.append(exc)
 
+    notify = NotifyConfig()
+    if "notify" in data:
+        try:
+            notify = notify_config_from_mapping(data["notify"])
+        except ConfigError as exc:
+            errors.append(exc)
+
     config = DaemonConfig(
         listen_host=get("listen", _host, defaults.listen_host, listen, "host"),
         listen_port=get("listen", _port, defaults.listen_port, listen, "port"),
@@ -192,6 +213,7 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         rules=dict(rules),
         alertmanager_alerts=get("alertmanager", _names, defaults.alertmanager_alerts, alertmanager, "alerts"),
         shim=shim,
+        notify=notify,
     )
     if config.source_kind == "promql" and not config.promql_url:
         errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
