@@ -22,6 +22,9 @@ from monitor.daemon.config import DaemonConfig, parse_duration
 from monitor.daemon.http import DaemonServer, Reply
 from monitor.flagstate import FlagdFileWriter, FlagStore, Models, evaluate_bulk, evaluate_flag
 from monitor.metrics import DaemonMetrics
+from monitor.notify import Dispatcher, Outbox
+from monitor.notify import events as notify_events
+from monitor.notify.config import build_notifiers
 from monitor.signals import CounterSource, Counts, WindowSource
 from monitor.sources import InProcessSource, PromQLSource, ScrapeSource
 
@@ -66,6 +69,8 @@ class Daemon:
         self.admin_token = config.admin_token
         self._last_ok_read: float | None = None
         self._alerts = AlertTracker()
+        self._rules = {r.name: r for r in rules}
+        self.dispatcher = self._build_dispatcher()
         self._scheduler: BackgroundScheduler | None = None
         self._server: DaemonServer | None = None
         self._restore()
@@ -82,6 +87,43 @@ class Daemon:
 
             return InProcessSource(REGISTRY, on_error=self._source_error)
         return ScrapeSource(config.targets, on_error=self._source_error)
+
+    def _build_dispatcher(self) -> Dispatcher | None:
+        notify = self.config.notify
+        if not notify.channels:
+            return None
+        outbox = Outbox(notify.outbox_path)  # a corrupt outbox stops the start, naming the file
+        return Dispatcher(
+            outbox,
+            build_notifiers(notify),
+            clock=self._wall,
+            on_result=lambda channel, result: self.metrics.notifications.labels(channel, result.value).inc(),
+            on_depth=self.metrics.notification_queue_depth.set,
+        )
+
+    def _notify(self, transition: Transition) -> None:
+        """Queue what the people on call must know; never blocks the evaluation (an insert into the outbox)."""
+        rule = self._rules.get(transition.rule)
+        if self.dispatcher is None or rule is None or Action.NOTIFY not in rule.actions:
+            return
+        notify = self.config.notify
+        links = {k: v for k, v in (("dashboard", notify.dashboard_url), ("runbook", notify.runbook_url)) if v}
+        status = self.evaluator.state(rule.name)
+        since = None
+        if status.degraded_since is not None:
+            since = datetime.fromtimestamp(self._wall().timestamp() - (self._monotonic() - status.degraded_since), UTC)
+        notification = notify_events.build(
+            transition,
+            rule,
+            flag_rule=rule.name in self._flag_rules,
+            model=self.models.primary,
+            environment=notify.environment,
+            at=self._wall(),
+            since=since,
+            links=links,
+        )
+        if notification is not None:
+            self.dispatcher.submit(notification, notify.channels_for(rule.name, rule.severity.value))
 
     def _source_error(self, target: str, reason: str) -> None:
         # Labelled by source name, never by target: a target URL may carry credentials.
@@ -154,6 +196,7 @@ class Daemon:
             degraded = transition.to_state.degraded
             self.store.apply_transition(degraded, transition.rule, transition.reason, figures)
             self.metrics.transitions.labels("degraded" if degraded else "normal").inc()
+        self._notify(transition)
 
     def _publish(self, counts: dict[float, Counts | None] | None = None) -> None:
         """Gauges and the flagd file from the current state: one place, so they never disagree."""
@@ -209,6 +252,8 @@ class Daemon:
         )
         scheduler.start()
         self._scheduler = scheduler
+        if self.dispatcher is not None:
+            self.dispatcher.start()  # re-sends what a crash left unacknowledged
         _log.info("nbmon.daemon.started", url=self.url, source=self.source_name, rules=sorted(self._flag_rules))
 
     def stop(self) -> None:
@@ -218,6 +263,8 @@ class Daemon:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self.dispatcher is not None:
+            self.dispatcher.stop(timeout=3.0)  # pending notifications stay in the outbox for the next start
         self.store.flush()
         close = getattr(self.source, "close", None)
         if callable(close):

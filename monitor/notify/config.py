@@ -181,3 +181,30 @@ def _url(value: Any, key: str) -> str | None:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise ConfigError(key, "must be an http(s) URL")
     return value
+
+
+def build_notifiers(config: NotifyConfig) -> dict[str, Any]:
+    """One Notifier per configured channel (imported here: slack-sdk loads only when Slack is used)."""
+    from monitor.notify.pagerduty import EVENTS_URL, PagerDutyNotifier
+    from monitor.notify.slack import SlackNotifier
+    from monitor.notify.webhook import WebhookNotifier
+
+    notifiers: dict[str, Any] = {}
+    for channel in config.channels:
+        if channel.kind == "slack":
+            notifiers[channel.name] = SlackNotifier(
+                channel.name, channel.secret, dashboard_url=config.dashboard_url, runbook_url=config.runbook_url
+            )
+        elif channel.kind == "pagerduty":
+            notifiers[channel.name] = PagerDutyNotifier(
+                channel.name,
+                channel.secret,
+                events_url=channel.options.get("events_url", EVENTS_URL),
+                source=channel.options.get("source", "nbmon"),
+                severity=channel.options.get("severity"),
+                dashboard_url=config.dashboard_url,
+                runbook_url=config.runbook_url,
+            )
+        else:
+            notifiers[channel.name] = WebhookNotifier(channel.name, channel.secret)
+    return notifiers
