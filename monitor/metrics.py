@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import ClassVar
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -24,6 +24,20 @@ RETRIES_TOTAL = "nbmon_retries"
 RETRY_WAIT_TOTAL = "nbmon_retry_wait_seconds"
 FALLBACKS_TOTAL = "nbmon_fallbacks"
 DEGRADED_ROUTING_TOTAL = "nbmon_degraded_routing"
+
+
+_instances: weakref.WeakKeyDictionary[CollectorRegistry, dict[object, Any]] = weakref.WeakKeyDictionary()
+_instances_lock = threading.Lock()
+_T = TypeVar("_T")
+
+
+def _per_registry(cls: type[_T], registry: CollectorRegistry | None) -> _T:
+    registry = registry if registry is not None else REGISTRY
+    with _instances_lock:
+        per_type = _instances.setdefault(registry, {})
+        if cls not in per_type:
+            per_type[cls] = cls(registry)  # type: ignore[call-arg]
+        return per_type[cls]  # type: ignore[no-any-return]
 
 
 class ShimMetrics:
@@ -87,18 +101,10 @@ class ShimMetrics:
             registry=registry,
         )
 
-    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, ShimMetrics]] = weakref.WeakKeyDictionary()
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> ShimMetrics:
-        """One ShimMetrics per registry, so instrument/uninstrument/instrument never re-registers."""
-        registry = registry if registry is not None else REGISTRY
-        with cls._lock:
-            metrics = cls._by_registry.get(registry)
-            if metrics is None:
-                metrics = cls._by_registry[registry] = cls(registry)
-            return metrics
+        """One instance per registry, so instrument/uninstrument/instrument never re-registers."""
+        return _per_registry(cls, registry)
 
 
 class GeneratorMetrics:
@@ -130,17 +136,10 @@ class GeneratorMetrics:
             registry=registry,
         )
 
-    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, GeneratorMetrics]] = weakref.WeakKeyDictionary()
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> GeneratorMetrics:
-        registry = registry if registry is not None else REGISTRY
-        with cls._lock:
-            metrics = cls._by_registry.get(registry)
-            if metrics is None:
-                metrics = cls._by_registry[registry] = cls(registry)
-            return metrics
+        """One instance per registry, so instrument/uninstrument/instrument never re-registers."""
+        return _per_registry(cls, registry)
 
 
 class DaemonMetrics:

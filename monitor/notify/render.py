@@ -5,13 +5,12 @@ Kept free of I/O so each channel's `send` stays a thin "render, POST once, class
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Final
 
 from monitor.notify.base import Delivery, Event, Notification, Result
+from monitor.taxonomy.rpc_details import retry_after_header
 
 REDACTED: Final = "[REDACTED]"
 _DETAIL_BODY_CHARS: Final = 200  # enough for Slack's / PagerDuty's error bodies, bounded for logs
@@ -115,19 +114,8 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP-date); None when absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = (as_utc(when) - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    """Retry-After in seconds (delay-seconds or an HTTP-date); the taxonomy's reader, one implementation."""
+    return retry_after_header(value, now)
 
 
 def delivery_for_status(status: int, body: str, retry_after: str | None, secrets: tuple[str, ...]) -> Delivery:

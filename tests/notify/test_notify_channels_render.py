@@ -20,7 +20,7 @@ NOW = datetime(2025, 11, 27, 14, 0, tzinfo=UTC)
         (" 1.5 ", 1.5),
         ("Thu, 27 Nov 2025 14:00:30 GMT", 30.0),
         ("Thu, 27 Nov 2025 13:00:00 GMT", 0.0),  # in the past: now
-        ("-3", 0.0),
+        ("-3", None),  # garbage: our own backoff applies
         ("soon", None),
         ("", None),
         (None, None),
