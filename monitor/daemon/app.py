@@ -7,6 +7,7 @@ persisted on every change, so a restart (even after kill -9) resumes degraded if
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -68,6 +69,9 @@ class Daemon:
         self._windowed: WindowSource | None = None if self._counter is not None else self.source  # type: ignore[assignment]
         self.admin_token = config.admin_token
         self._last_ok_read: float | None = None
+        # The read and evaluate jobs run on scheduler threads and the HTTP API on its own threads: one lock
+        # around everything that touches the window, the evaluator and the publishing (the store has its own).
+        self._lock = threading.RLock()
         self._alerts = AlertTracker()
         self._rules = {r.name: r for r in rules}
         self.dispatcher = self._build_dispatcher()
@@ -147,33 +151,44 @@ class Daemon:
     def read_source(self) -> None:
         if self._counter is None:
             return  # a window source answers at evaluation time
-        reading = self._counter.read()
+        reading = self._counter.read()  # network I/O outside the lock: a slow target blocks nobody else
         if reading.ok:
-            self.window.add(reading)
-            self._last_ok_read = self._monotonic()
+            with self._lock:
+                self.window.add(reading)
+                self._last_ok_read = self._monotonic()
             self.metrics.source_last_success.labels(self.source_name).set(time.time())
 
     def evaluate(self) -> list[Transition]:
         started = time.perf_counter()
-        now = self._monotonic()
-        counts = {w: self._counts(w, now) for w in self.evaluator.windows}
-        transitions = self.evaluator.evaluate(now, counts)
-        for transition in transitions:
-            self._on_transition(transition)
-        if self.store.expire_override():
-            _log.info("nbmon.override.expired")
-        self._publish(counts)
+        fetched = self._fetch_window_counts()  # PromQL queries, outside the lock
+        with self._lock:
+            now = self._monotonic()
+            counts = (
+                fetched if fetched is not None else {w: self._window_counts(w, now) for w in self.evaluator.windows}
+            )
+            transitions = self.evaluator.evaluate(now, counts)
+            for transition in transitions:
+                self._on_transition(transition)
+            if self.store.expire_override():
+                _log.info("nbmon.override.expired")
+            self._publish(counts)
         self.metrics.evaluation_duration.observe(time.perf_counter() - started)
         return transitions
 
-    def _counts(self, window_s: float, now: float) -> Counts | None:
+    def _window_counts(self, window_s: float, now: float) -> Counts | None:
+        # No readings in the window is "no data", not zero traffic: the rules then hold their state.
+        return self.window.counts(window_s, now) if self.window.coverage(window_s, now) > 0 else None
+
+    def _fetch_window_counts(self) -> dict[float, Counts | None] | None:
         if self._windowed is None:
-            return self.window.counts(window_s, now) if self.window.coverage(window_s, now) > 0 else None
-        counts, error = self._windowed.counts(window_s)
-        if error is not None:
-            return None  # no data: the rules hold their state instead of reading an outage as zero traffic
-        self._last_ok_read = now
-        self.metrics.source_last_success.labels(self.source_name).set(time.time())
+            return None
+        counts: dict[float, Counts | None] = {}
+        for window_s in self.evaluator.windows:
+            result, error = self._windowed.counts(window_s)
+            counts[window_s] = None if error is not None else result
+            if error is None:
+                self._last_ok_read = self._monotonic()
+                self.metrics.source_last_success.labels(self.source_name).set(time.time())
         return counts
 
     def _on_transition(self, transition: Transition) -> None:
@@ -295,6 +310,10 @@ class Daemon:
         return not reasons, reasons
 
     def state(self) -> dict[str, Any]:
+        with self._lock:
+            return self._state_unlocked()
+
+    def _state_unlocked(self) -> dict[str, Any]:
         statuses = {
             name: {
                 "state": status.state.value,
@@ -323,6 +342,10 @@ class Daemon:
         return response.status, response.headers, response.content()
 
     def set_override(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return self._set_override_unlocked(request)
+
+    def _set_override_unlocked(self, request: dict[str, Any]) -> dict[str, Any]:
         """{"value": bool, "reason": str, "expires_in": "30m" | seconds} or {"expires_at": ISO 8601}."""
         value, reason = request.get("value"), request.get("reason")
         if not isinstance(value, bool):
@@ -357,12 +380,20 @@ class Daemon:
         return self.state()
 
     def clear_override(self) -> dict[str, Any]:
+        with self._lock:
+            return self._clear_override_unlocked()
+
+    def _clear_override_unlocked(self) -> dict[str, Any]:
         if self.store.clear_override():
             _log.warning("nbmon.override.cleared")
         self._publish()
         return self.state()
 
     def alertmanager(self, payload: Any) -> dict[str, Any]:
+        with self._lock:
+            return self._alertmanager_unlocked(payload)
+
+    def _alertmanager_unlocked(self, payload: Any) -> dict[str, Any]:
         """Alertmanager's webhook: a watched alert firing sets degraded mode; the last one resolving clears it."""
         updates = parse_payload(payload, self.config.alertmanager_alerts)  # PayloadError: 400, nothing changes
         self._alerts.apply(updates)
