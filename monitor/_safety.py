@@ -7,6 +7,7 @@ listeners registered here (see monitor.testing) see every swallowed error.
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable
 from types import TracebackType
 
@@ -41,7 +42,10 @@ def report_internal_error(component: str, error: BaseException, count: Callable[
         for listener in listeners:  # first: a broken metric below must not hide the error from tests
             listener(component, error)
         if first:
-            _log.error("nbmon.internal_error", component=component, error_type=type(error).__name__, exc_info=error)
+            # The formatted traceback, not exc_info: rich/better-exceptions renderers would print local
+            # variables, and a notifier's locals can hold a routing key.
+            trace = "".join(traceback.format_exception(error))[-4000:]
+            _log.error("nbmon.internal_error", component=component, error_type=type(error).__name__, traceback=trace)
         if count is not None:
             count(component)
     except Exception:  # noqa: BLE001, S110 - the last line of defence must not raise into the app

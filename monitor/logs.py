@@ -78,8 +78,14 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     return event_dict
 
 
-def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Configure structlog globally; fmt is "json", "console" or "auto" (console on a TTY)."""
+def configure_logging(
+    fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None, *, capture_stdlib: bool = False
+) -> None:
+    """Configure structlog globally; fmt is "json", "console" or "auto" (console on a TTY).
+
+    `capture_stdlib=True` (the daemon) also renders the standard library's log records (APScheduler's)
+    the same way on the same stream; an app that owns its logging set-up leaves it False.
+    """
     stream = stream or sys.stdout
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -101,3 +107,18 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
+    if capture_stdlib:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processor=renderer,
+                foreign_pre_chain=[
+                    structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    redact_secrets,
+                ],
+            )
+        )
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel(logging.getLevelNamesMapping()[level.upper()])

@@ -223,15 +223,19 @@ class Evaluator:
             return self._move(rule, t, to, now, reason)
 
         if t.state.degraded and counts is not None:
-            # Only a count of exactly 0 with data present is "no traffic"; a source outage proves nothing.
-            if den > 0:
+            # Too little traffic to decide (a 5% canary of a small app stays under min_volume) counts like none:
+            # otherwise the rule could never recover nor probe. A source outage (no data) proves nothing.
+            if den >= rule.min_volume:
                 t.no_traffic_since = None
             elif t.no_traffic_since is None:
                 t.no_traffic_since = now
             if rule.probe_after_s is not None and t.no_traffic_since is not None:
                 quiet = now - t.no_traffic_since
                 if quiet >= rule.probe_after_s - _EPS:
-                    return move(State.PROBING, f"no traffic for {quiet:g}s: probing the primary, flag released")
+                    return move(
+                        State.PROBING,
+                        f"under {rule.min_volume} requests for {quiet:g}s: probing the primary, flag released",
+                    )
         if t.insufficient or ratio is None:
             return None
         above, healthy = ratio > rule.threshold, ratio < rule.recovery_threshold

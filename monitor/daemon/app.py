@@ -21,7 +21,7 @@ from monitor.alerts import Action, CounterWindow, Evaluator, State, Transition, 
 from monitor.daemon.alertmanager import AlertTracker, parse_payload
 from monitor.daemon.config import DaemonConfig, parse_duration
 from monitor.daemon.http import DaemonServer, Reply
-from monitor.flagstate import FlagdFileWriter, FlagStore, Models, evaluate_bulk, evaluate_flag
+from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, evaluate_bulk, evaluate_flag
 from monitor.metrics import DaemonMetrics
 from monitor.notify import Dispatcher, Outbox
 from monitor.notify import events as notify_events
@@ -73,6 +73,10 @@ class Daemon:
         # around everything that touches the window, the evaluator and the publishing (the store has its own).
         self._lock = threading.RLock()
         self._alerts = AlertTracker()
+        self._am_resolved_at: float | None = None
+        self._am_restored = False
+        self._ratio_keys: dict[str, set[tuple[str, str]]] = {}
+        self._episodes: dict[str, datetime] = {}  # rule -> when its current episode was notified as firing
         self._rules = {r.name: r for r in rules}
         self.dispatcher = self._build_dispatcher()
         self._scheduler: BackgroundScheduler | None = None
@@ -112,10 +116,14 @@ class Daemon:
             return
         notify = self.config.notify
         links = {k: v for k, v in (("dashboard", notify.dashboard_url), ("runbook", notify.runbook_url)) if v}
-        status = self.evaluator.state(rule.name)
-        since = None
-        if status.degraded_since is not None:
-            since = datetime.fromtimestamp(self._wall().timestamp() - (self._monotonic() - status.degraded_since), UTC)
+        event = notify_events.event_for(transition, rule.name in self._flag_rules)
+        if event is None:
+            return
+        # The episode's start is kept from its FIRING, so the RESOLVED message says "since" too.
+        if event is notify_events.Event.FIRING:
+            since: datetime | None = self._episodes.setdefault(rule.name, self._wall())
+        else:
+            since = self._episodes.pop(rule.name, None)
         notification = notify_events.build(
             transition,
             rule,
@@ -140,6 +148,9 @@ class Daemon:
     def _restore(self) -> None:
         """After a restart: the rules resume in the state the persisted flag says (no transition emitted)."""
         state = self.store.state
+        if state.degraded and state.rule == "alertmanager":
+            self._am_restored = True  # held until Alertmanager reports the alert resolved
+            return
         if not state.degraded or state.rule not in self._flag_rules:
             return
         elapsed = max((self._wall() - state.since).total_seconds(), 0.0)
@@ -169,6 +180,7 @@ class Daemon:
             transitions = self.evaluator.evaluate(now, counts)
             for transition in transitions:
                 self._on_transition(transition)
+            self._sync_flag("alertmanager", "Alertmanager alerts resolved for the recovery hold", {})
             if self.store.expire_override():
                 _log.info("nbmon.override.expired")
             self._publish(counts)
@@ -208,10 +220,35 @@ class Daemon:
             **figures,
         )
         if transition.rule in self._flag_rules and transition.degraded_changed:
-            degraded = transition.to_state.degraded
-            self.store.apply_transition(degraded, transition.rule, transition.reason, figures)
-            self.metrics.transitions.labels("degraded" if degraded else "normal").inc()
+            self._sync_flag(transition.rule, transition.reason, figures)
         self._notify(transition)
+
+    def _alertmanager_degraded(self) -> bool:
+        """Alertmanager holds the flag while a watched alert fires, and for the recovery hold after the last
+        one resolved (the same hysteresis as the built-in rule); after a restart, until it says otherwise."""
+        if self._alerts.degraded or self._am_restored:
+            return True
+        if self._am_resolved_at is None:
+            return False
+        rule = self._rules.get("degraded-mode")
+        hold = rule.recovery_hold_s if rule is not None else 0.0
+        return self._monotonic() - self._am_resolved_at < hold
+
+    def _sync_flag(self, source: str, reason: str, figures: dict[str, Any]) -> None:
+        """The flag is on while ANY holder wants it: a flag rule (firing or recovering) or Alertmanager."""
+        rules_hold = self.evaluator.degraded
+        desired = rules_hold or self._alertmanager_degraded()
+        if desired == self.store.state.degraded:
+            return
+        if desired and not rules_hold:
+            source = "alertmanager"
+        try:
+            self.store.apply_transition(desired, source, reason, figures)
+        except FlagStatePersistError:
+            # In force in memory; the next change or flush retries the save. Never lose the decision.
+            self.metrics.job_errors.labels("persist").inc()
+            _log.exception("nbmon.state.persist_failed", path=str(self.config.state_path))
+        self.metrics.transitions.labels("degraded" if desired else "normal").inc()
 
     def _publish(self, counts: dict[float, Counts | None] | None = None) -> None:
         """Gauges and the flagd file from the current state: one place, so they never disagree."""
@@ -228,6 +265,17 @@ class Daemon:
             self.flagd.write(decision, self.models)
 
     def _publish_ratios(self, window_s: float, counts: Counts) -> None:
+        label = window_label(window_s)
+        ratios = self._ratios(counts)
+        # A class that stopped happening drops to 0 instead of keeping its last ratio forever.
+        for model, error_class in self._ratio_keys.get(label, set()) - set(ratios):
+            self.metrics.error_ratio.labels(model, error_class, label).set(0)
+        for (model, error_class), ratio in ratios.items():
+            self.metrics.error_ratio.labels(model, error_class, label).set(ratio)
+        self._ratio_keys[label] = self._ratio_keys.get(label, set()) | set(ratios)
+
+    @staticmethod
+    def _ratios(counts: Counts) -> dict[tuple[str, str], float]:
         totals: dict[str, float] = {}
         for series, value in counts.items():
             totals[series.model] = totals.get(series.model, 0.0) + value
@@ -235,10 +283,7 @@ class Daemon:
         for series, value in counts.items():
             key = (series.model, series.error_class)
             by_class[key] = by_class.get(key, 0.0) + value
-        label = window_label(window_s)
-        for (model, error_class), value in by_class.items():
-            if totals[model] > 0:
-                self.metrics.error_ratio.labels(model, error_class, label).set(value / totals[model])
+        return {key: value / totals[key[0]] for key, value in by_class.items() if totals[key[0]] > 0}
 
     def _job(self, name: str, job: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
@@ -272,18 +317,19 @@ class Daemon:
         _log.info("nbmon.daemon.started", url=self.url, source=self.source_name, rules=sorted(self._flag_rules))
 
     def stop(self) -> None:
+        """Stop within a few seconds: state first, then everything that may be waiting on the network."""
+        self.store.flush()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
+            self._scheduler.shutdown(wait=False)  # a job stuck on a slow target must not hold the shutdown
             self._scheduler = None
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()  # aborts a scrape or query in flight
         if self._server is not None:
             self._server.stop()
             self._server = None
         if self.dispatcher is not None:
-            self.dispatcher.stop(timeout=3.0)  # pending notifications stay in the outbox for the next start
-        self.store.flush()
-        close = getattr(self.source, "close", None)
-        if callable(close):
-            close()
+            self.dispatcher.stop(timeout=1.5)  # pending notifications stay in the outbox for the next start
         _log.info("nbmon.daemon.stopped")
 
     @property
@@ -330,6 +376,20 @@ class Daemon:
             "effective": self.store.effective().as_dict(),
             "rules": statuses,
             "models": {"primary": self.models.primary, "fallback": self.models.fallback},
+            "alertmanager": {"firing": self._alerts.names(), "holds_flag": self._alertmanager_degraded()},
+            "transitions": [
+                {
+                    "rule": t.rule,
+                    "from": t.from_state.value,
+                    "to": t.to_state.value,
+                    "ratio": t.ratio,
+                    "numerator": t.numerator,
+                    "denominator": t.denominator,
+                    "reason": t.reason,
+                    "seconds_ago": round(self._monotonic() - t.at, 1),
+                }
+                for t in list(self.evaluator.history)[-50:]
+            ],
             "state": self.store.snapshot(),
         }
 
@@ -368,7 +428,10 @@ class Daemon:
                 seconds = parse_duration(request["expires_in"], "expires_in")
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
-            expires = datetime.fromtimestamp(now.timestamp() + seconds, UTC)
+            try:
+                expires = datetime.fromtimestamp(now.timestamp() + seconds, UTC)
+            except (OverflowError, OSError, ValueError):
+                raise ValueError("expires_in: too far in the future") from None
         else:
             raise ValueError("expires_in or expires_at: an override must expire (e.g. expires_in: 30m)")
         if expires <= now:
@@ -394,18 +457,18 @@ class Daemon:
             return self._alertmanager_unlocked(payload)
 
     def _alertmanager_unlocked(self, payload: Any) -> dict[str, Any]:
-        """Alertmanager's webhook: a watched alert firing sets degraded mode; the last one resolving clears it."""
+        """Alertmanager's webhook: a watched alert firing sets degraded mode; the last one resolving releases
+        Alertmanager's hold after the recovery hold. The rules keep their own hold on the flag."""
         updates = parse_payload(payload, self.config.alertmanager_alerts)  # PayloadError: 400, nothing changes
+        was_firing = self._alerts.degraded or self._am_restored
         self._alerts.apply(updates)
-        degraded = self._alerts.degraded
-        state = self.store.state
-        from_alertmanager = state.rule == "alertmanager"
-        # Clear only what Alertmanager set (also after a restart, when the firing set was forgotten).
-        if updates and degraded != state.degraded and (degraded or from_alertmanager):
-            names = ", ".join(self._alerts.names() or sorted({u.name for u in updates}))
-            reason = f"Alertmanager: {names} {'firing' if degraded else 'resolved'}"
-            self.store.apply_transition(degraded, "alertmanager", reason, {})
-            self.metrics.transitions.labels("degraded" if degraded else "normal").inc()
-            _log.warning("nbmon.alertmanager.transition", degraded=degraded, alerts=names)
+        if updates:
+            if self._alerts.degraded:
+                self._am_resolved_at, self._am_restored = None, False
+            elif was_firing and any(not u.firing for u in updates):
+                self._am_resolved_at, self._am_restored = self._monotonic(), False
+        names = ", ".join(self._alerts.names() or sorted({u.name for u in updates})) or "none"
+        state = "firing" if self._alerts.degraded else "resolved"
+        self._sync_flag("alertmanager", f"Alertmanager: {names} {state}", {})
         self._publish()
         return {"accepted": len(updates), "firing": self._alerts.names(), "effective": self.store.effective().as_dict()}

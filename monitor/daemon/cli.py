@@ -11,12 +11,14 @@ import threading
 from types import FrameType
 
 import httpx
+import structlog
 
 from monitor.config import ConfigError
 from monitor.daemon import config as daemon_config
 from monitor.flagstate import FlagStoreError
+from monitor.notify import OutboxError
 
-SHUTDOWN_GRACE_S = 5.0
+SHUTDOWN_GRACE_S = 4.5  # Kubernetes-style budgets are 5 s and more: leave room for the process exit
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -63,29 +65,30 @@ def run(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 2
-    configure_logging(config.log_format, config.log_level)
-    try:
-        daemon = Daemon(config)
-        daemon.start()
-    except (ValueError, FlagStoreError, OSError) as exc:  # bad rules, a corrupt state file, a taken port
-        print(f"nbmon: cannot start: {exc}", file=sys.stderr)
-        return 2
+    configure_logging(config.log_format, config.log_level, capture_stdlib=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    print(f"nbmon daemon listening on {daemon.url}", flush=True)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}  # before start
     try:
-        stop.wait()
-    finally:
-        # Shut down within the grace period: a stuck job must not keep the pod terminating.
-        stopper = threading.Thread(target=daemon.stop, daemon=True)
-        stopper.start()
-        stopper.join(SHUTDOWN_GRACE_S)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        daemon = Daemon(config)
+        daemon.start()
+    except (ValueError, FlagStoreError, OutboxError, OSError) as exc:  # bad rules, corrupt files, a taken port
+        print(f"nbmon: cannot start: {exc}", file=sys.stderr)
+        return 2
+    structlog.get_logger("nbmon.daemon").info("nbmon.daemon.listening", url=daemon.url)
+    stop.wait()
+    # Shut down within the grace period: nothing stuck on the network may keep the pod terminating.
+    stopper = threading.Thread(target=daemon.stop, daemon=True)
+    stopper.start()
+    stopper.join(SHUTDOWN_GRACE_S)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    if stopper.is_alive():
+        sys.stdout.flush()
+        os._exit(0)  # the state was flushed first; worker threads still blocked would delay exit
     return 0
 
 

@@ -215,6 +215,10 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         shim=shim,
         notify=notify,
     )
+    if config.source_kind == "inprocess":
+        errors.append(
+            ConfigError("source.kind", "inprocess reads the app's own registry: use monitor.embed() in the app")
+        )
     if config.source_kind == "promql" and not config.promql_url:
         errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
     if config.primary_model == config.fallback_model:

@@ -56,6 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._dispatch("GET")
 
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
     def do_POST(self) -> None:
         self._dispatch("POST")
 
@@ -67,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         try:
-            reply = self._route(method, self.path.split("?", 1)[0])
+            reply = self._route("GET" if method == "HEAD" else method, self.path.split("?", 1)[0])
         except Exception as exc:  # noqa: BLE001 - one bad request never takes the daemon down
             self.on_error(self.path, exc)
             reply = _error(500, "internal error")

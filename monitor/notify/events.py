@@ -8,17 +8,19 @@ from datetime import datetime
 from monitor.alerts import Rule, State, Transition
 from monitor.notify.base import Event, Notification
 
+__all__ = ["Event", "build", "event_for"]
+
 _DEGRADED_STATES = (State.FIRING, State.RECOVERING)
 
 
 def event_for(transition: Transition, flag_rule: bool) -> Event | None:
-    """FIRING on entering degraded/firing, RESOLVED on leaving it; None for everything in between."""
+    """One FIRING when an episode starts, one RESOLVED when it ends; None for everything in between.
+
+    A probe (firing -> probing -> firing) is part of the same episode: the incident stays open, so it
+    is neither resolved nor triggered again. `flag_rule` is kept for callers; the rule is the same.
+    """
     was, now = transition.from_state, transition.to_state
-    if flag_rule:
-        if transition.degraded_changed:
-            return Event.FIRING if now in _DEGRADED_STATES else Event.RESOLVED
-        return None
-    if now is State.FIRING and was not in _DEGRADED_STATES:
+    if now in _DEGRADED_STATES and was in (State.OK, State.PENDING):
         return Event.FIRING
     if now is State.OK and was in (*_DEGRADED_STATES, State.PROBING):
         return Event.RESOLVED

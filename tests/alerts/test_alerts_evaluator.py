@@ -209,12 +209,14 @@ def test_a_successful_probe_recovers_after_the_recovery_hold() -> None:
 @pytest.mark.parametrize(
     ("sequence", "state_at_2000"),
     [
-        pytest.param(steps(FIRED, ((0.0, 5), 130)), FIRING, id="canary traffic, however small, is traffic"),
+        # A small canary (under min_volume) can never decide recovery: it must lead to a probe, not a stuck flag.
+        pytest.param(steps(FIRED, ((0.0, 5), 130)), PROBING, id="canary traffic under min_volume probes"),
+        pytest.param(steps(FIRED, ((0.0, 25), 130)), OK, id="canary traffic above min_volume recovers"),
         pytest.param(steps(FIRED, (None, 130)), FIRING, id="a source outage is not zero traffic"),
         pytest.param(steps(FIRED, (LOW, 1), (SILENT, 130)), PROBING, id="recovering probes too"),
     ],
 )
-def test_probing_needs_zero_traffic_while_degraded(sequence: list[Step], state_at_2000: State) -> None:
+def test_probing_needs_too_little_traffic_to_decide(sequence: list[Step], state_at_2000: State) -> None:
     assert Run().feed(sequence).states[2000 - 2000 % 15] == state_at_2000
 
 

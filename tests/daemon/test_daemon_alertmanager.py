@@ -31,7 +31,12 @@ class QuietSource:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    config = DaemonConfig(listen_port=0, state_path=tmp_path / "state.json", admin_token=TOKEN)
+    config = DaemonConfig(
+        listen_port=0,
+        state_path=tmp_path / "state.json",
+        admin_token=TOKEN,
+        rules={"degraded-mode": {"recovery_hold_s": 0}},  # release at once: the hold has its own test
+    )
     running = Daemon(config, source=QuietSource())
     running.start()
     yield running
@@ -173,3 +178,45 @@ def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out: {what}")
+
+
+def test_alertmanager_release_waits_for_the_recovery_hold(tmp_path: Path) -> None:
+    clock = [0.0]
+    config = DaemonConfig(state_path=tmp_path / "s.json", rules={"degraded-mode": {"recovery_hold_s": 60}})
+    held = Daemon(config, source=QuietSource(), monotonic=lambda: clock[0])
+    held.alertmanager(payload("firing"))
+    assert held.store.effective().value is True
+    clock[0] = 10
+    held.alertmanager(payload("resolved"))
+    held.evaluate()
+    assert held.store.effective().value is True  # held for the recovery hold, like the built-in rule
+    clock[0] = 71
+    held.evaluate()
+    assert held.store.effective().value is False
+    held.stop()
+
+
+def test_alertmanager_and_the_rules_both_hold_the_flag(tmp_path: Path) -> None:
+    """Neither holder may clear what the other still holds."""
+    from monitor.alerts import State
+
+    config = DaemonConfig(state_path=tmp_path / "s.json", rules={"degraded-mode": {"recovery_hold_s": 0}})
+    both = Daemon(config, source=QuietSource())
+    both.alertmanager(payload("firing"))
+    both.evaluator.restore("degraded-mode", State.FIRING, since=0.0)  # the rule fires too
+    both.alertmanager(payload("resolved"))
+    assert both.store.effective().value is True  # the rule still holds it
+    both.stop()
+
+
+def test_alertmanager_hold_survives_a_restart(tmp_path: Path) -> None:
+    config = DaemonConfig(state_path=tmp_path / "s.json", rules={"degraded-mode": {"recovery_hold_s": 0}})
+    first = Daemon(config, source=QuietSource())
+    first.alertmanager(payload("firing"))
+    first.stop()
+    second = Daemon(config, source=QuietSource())
+    second.evaluate()  # nothing from Alertmanager yet: the restored hold stays
+    assert second.store.effective().value is True
+    second.alertmanager(payload("resolved"))
+    assert second.store.effective().value is False
+    second.stop()

@@ -107,8 +107,8 @@ class Process:
             if not line:
                 break
             self.lines.append(line)
-            if line.startswith("nbmon daemon listening on "):
-                self.url = line.split(" on ", 1)[1].strip()
+            if '"nbmon.daemon.listening"' in line:
+                self.url = json.loads(line)["url"]
         self._drainer = threading.Thread(target=self._drain, daemon=True)
         self._drainer.start()
         if not self.url:
@@ -172,6 +172,24 @@ def test_sigterm_shuts_down_within_5_seconds(tmp_path: Path, app: AppMetrics) ->
     assert daemon.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5
     assert json.loads((tmp_path / "state.json").read_text())  # state flushed and readable
+
+
+def test_sigterm_within_5_seconds_while_a_scrape_hangs(tmp_path: Path) -> None:
+    import socket
+
+    hung = socket.socket()  # accepts connections, never answers: the scrape waits on it
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    try:
+        target = f"http://127.0.0.1:{hung.getsockname()[1]}/metrics"
+        daemon = Process(write_config(tmp_path, target))
+        time.sleep(0.5)  # a scrape is in flight
+        started = time.monotonic()
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 5
+        assert all(json.loads(line) for line in daemon.lines if line.strip())  # every stdout line is JSON
+    finally:
+        hung.close()
 
 
 def test_readyz_waits_for_the_source(tmp_path: Path) -> None:

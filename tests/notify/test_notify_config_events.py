@@ -77,8 +77,9 @@ def transition(was: State, now: State, ratio: float | None = 0.42) -> Transition
         (State.FIRING, State.RECOVERING, True, None),
         (State.RECOVERING, State.FIRING, True, None),
         (State.RECOVERING, State.OK, True, Event.RESOLVED),
-        (State.FIRING, State.PROBING, True, Event.RESOLVED),  # the flag is released
-        (State.PROBING, State.FIRING, True, Event.FIRING),
+        (State.FIRING, State.PROBING, True, None),  # the flag is released, the episode goes on
+        (State.PROBING, State.FIRING, True, None),  # a failed probe: still the same incident
+        (State.PROBING, State.OK, True, Event.RESOLVED),
         (State.OK, State.PENDING, True, None),
         (State.PENDING, State.FIRING, False, Event.FIRING),
         (State.RECOVERING, State.OK, False, Event.RESOLVED),
