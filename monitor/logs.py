@@ -94,31 +94,37 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
+    chain: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    if not capture_stdlib:
+        structlog.configure(
+            processors=[*chain, renderer],
+            wrapper_class=structlog.make_filtering_bound_logger(threshold),
+            logger_factory=structlog.PrintLoggerFactory(file=stream),
+            cache_logger_on_first_use=True,
+        )
+        return
+    # One handler writes every line (ours and the standard library's) in one write under one lock:
+    # two writers on one stream could interleave and break the JSON lines.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=chain,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(threshold)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        processors=[*chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    if capture_stdlib:
-        handler = logging.StreamHandler(stream)
-        handler.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                processor=renderer,
-                foreign_pre_chain=[
-                    structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    redact_secrets,
-                ],
-            )
-        )
-        root = logging.getLogger()
-        root.handlers[:] = [handler]
-        root.setLevel(logging.getLevelNamesMapping()[level.upper()])

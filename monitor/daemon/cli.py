@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -86,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
     stopper.join(SHUTDOWN_GRACE_S)
     for sig, handler in previous.items():
         signal.signal(sig, handler)
-    if stopper.is_alive():
-        sys.stdout.flush()
-        os._exit(0)  # the state was flushed first; worker threads still blocked would delay exit
-    return 0
+    # The state was flushed first. Exit now: a scheduler worker still blocked on a dead target would
+    # otherwise hold the interpreter's exit (thread pools are joined at exit) for its whole timeout.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def add_flag_arguments(parser: argparse.ArgumentParser) -> None:
