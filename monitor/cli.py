@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     daemon_cli.add_flag_arguments(flag)
     flag.set_defaults(func=daemon_cli.flag)
 
+    from monitor.quota import cli as quota_cli
+
+    quota = commands.add_parser("quota", help="one-off table of Gemini quota usage versus limits (Cloud Monitoring)")
+    quota_cli.add_arguments(quota)
+    quota.set_defaults(func=quota_cli.run)
+
     version = commands.add_parser("version", help="print nbmon and google-genai versions")
     version.set_defaults(func=_version)
     return parser

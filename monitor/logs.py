@@ -92,7 +92,12 @@ def configure_logging(
     if fmt not in ("json", "console"):
         raise ValueError(f"log format: {fmt!r} is not one of json, console, auto")
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(
+            colors=False,
+            exception_formatter=structlog.dev.plain_traceback,  # rich's would print local variables
+        )
     )
     chain: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -45,6 +45,7 @@ class Daemon:
         config: DaemonConfig,
         *,
         source: CounterSource | WindowSource | None = None,
+        quota_poller: Any = None,
         registry: CollectorRegistry | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -79,6 +80,7 @@ class Daemon:
         self._episodes: dict[str, datetime] = {}  # rule -> when its current episode was notified as firing
         self._rules = {r.name: r for r in rules}
         self.dispatcher = self._build_dispatcher()
+        self.quota = self._build_quota(quota_poller)
         self._scheduler: BackgroundScheduler | None = None
         self._server: DaemonServer | None = None
         self._restore()
@@ -108,6 +110,45 @@ class Daemon:
             on_result=lambda channel, result: self.metrics.notifications.labels(channel, result.value).inc(),
             on_depth=self.metrics.notification_queue_depth.set,
         )
+
+    def _build_quota(self, injected: Any) -> Any:
+        """Cloud Monitoring quota polling, when projects are configured (or a poller is injected by tests)."""
+        config = self.config
+        if injected is None and not config.quota_projects:
+            return None
+        from monitor.quota import DailyCounterBaseline, QuotaCollector, QuotaRuleEngine, build_poller
+        from monitor.quota.rules import quota_rules_from_mapping
+
+        self._quota_baseline = DailyCounterBaseline()
+        poller = injected or build_poller(
+            config.quota_projects,
+            services=config.quota_services,
+            key_file=config.quota_key_file,
+            timeout_s=config.quota_timeout_s,
+            stale_after_s=3 * config.quota_interval_s,
+            shim_counts=self._quota_baseline.since_reset,
+        )
+        self.registry.register(QuotaCollector(poller))
+        self._quota_rules = QuotaRuleEngine(quota_rules_from_mapping(config.quota_rules))
+        return poller
+
+    def poll_quota(self) -> None:
+        """The quota job: poll Cloud Monitoring, evaluate the quota rules on fresh readings, notify."""
+        if self.quota is None:
+            return
+        from monitor.quota import quota_notification
+
+        result = self.quota.poll()  # network I/O outside the daemon lock; never raises
+        if not result.fresh:
+            return
+        with self._lock:
+            for transition in self._quota_rules.evaluate(self._monotonic(), self.quota.snapshot.fresh_readings):
+                _log.warning("nbmon.quota.transition", rule=transition.rule, reason=transition.reason)
+                notify = self.config.notify
+                links = {k: v for k, v in (("dashboard", notify.dashboard_url), ("runbook", notify.runbook_url)) if v}
+                note = quota_notification(transition, at=self._wall(), environment=notify.environment, links=links)
+                if note is not None and self.dispatcher is not None:
+                    self.dispatcher.submit(note, notify.channels_for(transition.rule, transition.severity.value))
 
     def _notify(self, transition: Transition) -> None:
         """Queue what the people on call must know; never blocks the evaluation (an insert into the outbox)."""
@@ -167,6 +208,13 @@ class Daemon:
             with self._lock:
                 self.window.add(reading)
                 self._last_ok_read = self._monotonic()
+                if self.quota is not None:
+                    # Refused calls are not in Cloud Monitoring's net usage: leave them out of the comparison.
+                    totals: dict[str, float] = {}
+                    for series, value in reading.values.items():
+                        if series.error_class not in ("rate_limited", "quota_exhausted"):
+                            totals[series.model] = totals.get(series.model, 0.0) + value
+                    self._quota_baseline.observe(totals, self._wall())
             self.metrics.source_last_success.labels(self.source_name).set(time.time())
 
     def evaluate(self) -> list[Transition]:
@@ -310,6 +358,10 @@ class Daemon:
         scheduler.add_job(
             self._job("evaluate", self.evaluate), "interval", seconds=self.config.evaluation_interval_s, **options
         )
+        if self.quota is not None:
+            scheduler.add_job(
+                self._job("quota", self.poll_quota), "interval", seconds=self.config.quota_interval_s, **options
+            )
         scheduler.start()
         self._scheduler = scheduler
         if self.dispatcher is not None:
@@ -330,6 +382,8 @@ class Daemon:
             self._server = None
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout=1.5)  # pending notifications stay in the outbox for the next start
+        if self.quota is not None:
+            self.quota.close()
         _log.info("nbmon.daemon.stopped")
 
     @property
@@ -377,6 +431,7 @@ class Daemon:
             "rules": statuses,
             "models": {"primary": self.models.primary, "fallback": self.models.fallback},
             "alertmanager": {"firing": self._alerts.names(), "holds_flag": self._alertmanager_degraded()},
+            "quota": None if self.quota is None else self.quota.readiness().detail,
             "transitions": [
                 {
                     "rule": t.rule,

@@ -40,6 +40,8 @@ ENV_KEYS = {
     "NBMON_PRIMARY_MODEL": "models.primary",
     "NBMON_FALLBACK_MODEL": "models.fallback",
     "NBMON_ALERTMANAGER_ALERTS": "alertmanager.alerts",
+    "NBMON_QUOTA_PROJECTS": "quota.projects",
+    "NBMON_QUOTA_KEY_FILE": "quota.key_file",
 }
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -72,6 +74,12 @@ class DaemonConfig:
     alertmanager_alerts: tuple[str, ...] = ("NbmonImage503RateHigh",)  # POST /v1/alertmanager: alerts that degrade
     shim: ShimConfig = field(default_factory=ShimConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    quota_projects: tuple[str, ...] = ()  # Cloud Monitoring quota polling is on when set
+    quota_services: tuple[str, ...] = ("generativelanguage.googleapis.com",)
+    quota_interval_s: float = 60.0
+    quota_timeout_s: float = 30.0
+    quota_key_file: Path | None = None
+    quota_rules: Mapping[str, Any] = field(default_factory=dict)
 
 
 def parse_duration(value: object, key: str) -> float:
@@ -142,6 +150,7 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         "shim",
         "alertmanager",
         "notify",
+        "quota",
     }
     errors.extend(
         ConfigError(k, f"unknown section (expected one of {', '.join(sorted(known))})") for k in data if k not in known
@@ -177,6 +186,7 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
     log = section("log", {"format", "level"})
     models = section("models", {"primary", "fallback"})
     alertmanager = section("alertmanager", {"alerts"})
+    quota = section("quota", {"projects", "services", "interval", "timeout", "key_file", "rules"})
     rules = data.get("rules", {})
     if not isinstance(rules, Mapping):
         errors.append(ConfigError("rules", "must be a table/mapping of rule name -> settings"))
@@ -214,6 +224,12 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         alertmanager_alerts=get("alertmanager", _names, defaults.alertmanager_alerts, alertmanager, "alerts"),
         shim=shim,
         notify=notify,
+        quota_projects=get("quota", _names, (), quota, "projects"),
+        quota_services=get("quota", _names, defaults.quota_services, quota, "services"),
+        quota_interval_s=get("quota", parse_duration, defaults.quota_interval_s, quota, "interval"),
+        quota_timeout_s=get("quota", parse_duration, defaults.quota_timeout_s, quota, "timeout"),
+        quota_key_file=get("quota", _path, None, quota, "key_file"),
+        quota_rules=dict(quota.get("rules", {})) if isinstance(quota.get("rules", {}), Mapping) else {},
     )
     if config.source_kind == "inprocess":
         errors.append(
@@ -221,6 +237,8 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         )
     if config.source_kind == "promql" and not config.promql_url:
         errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
+    if config.quota_projects and config.quota_timeout_s >= config.quota_interval_s:
+        errors.append(ConfigError("quota.timeout", "must be shorter than quota.interval"))
     if config.primary_model == config.fallback_model:
         errors.append(ConfigError("models.fallback", "must differ from models.primary"))
     if errors:

@@ -1,0 +1,65 @@
+"""The daemon's quota job: a real MetricServiceClient over gRPC to a fake Cloud Monitoring, gauges on the
+daemon's /metrics, and a quota rule notifying through the configured channel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.daemon.app import Daemon
+from monitor.daemon.config import from_mapping
+from monitor.generator.clock import VirtualClock
+from monitor.notify.testing import FakeSlack
+from monitor.quota.fetch import QuotaFetcher
+from monitor.quota.poller import QuotaPoller
+from monitor.quota.testing import FakeMetricService, limit_series, usage_series
+from monitor.signals import Reading
+
+NOW = datetime(2026, 3, 10, 19, 0, 30, tzinfo=UTC)  # 12:00:30 in Los Angeles
+MINUTE = NOW.replace(second=0)
+METRIC = "generativelanguage.googleapis.com/generate_requests_per_model"
+PER_MINUTE = "GenerateRequestsPerMinutePerProjectPerModel"
+
+
+class QuietSource:
+    name = "quiet"
+
+    def read(self) -> Reading:
+        return Reading(at=0.0, values={})
+
+
+def test_quota_gauges_and_a_critical_quota_notification(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeMetricService() as fake, FakeSlack() as slack:
+        fake.add(
+            usage_series("proj-a", METRIC, [(MINUTE, 98)]),
+            limit_series("proj-a", METRIC, PER_MINUTE, 100, at=NOW - timedelta(hours=1)),
+        )
+        monkeypatch.setenv("TEST_SLACK_URL", slack.url)
+        config = from_mapping(
+            {
+                "state": {"path": str(tmp_path / "s.json")},
+                "notify": {
+                    "outbox_path": str(tmp_path / "outbox.sqlite"),
+                    "channels": {"oncall": {"kind": "slack", "webhook_url_env": "TEST_SLACK_URL"}},
+                },
+            }
+        )
+        clock = VirtualClock(start=NOW)
+        poller = QuotaPoller(lambda: QuotaFetcher(fake.client(), timeout_s=5), ["proj-a"], clock=clock)
+        daemon = Daemon(config, source=QuietSource(), quota_poller=poller, monotonic=clock.monotonic, wall=clock.now)
+        try:
+            daemon.poll_quota()
+            metrics = daemon.metrics_exposition()[0].decode()
+            assert "nbmon_quota_utilization_ratio{" in metrics and "0.98" in metrics
+            for _ in range(3):  # the critical rule holds 120 s
+                clock.advance(60)
+                daemon.poll_quota()
+            assert daemon.dispatcher is not None
+            daemon.dispatcher.drain_once(clock.now())
+            texts = [m["text"] for m in slack.accepted]
+            assert any(METRIC in t or "quota" in t.lower() for t in texts), texts
+            assert daemon.state()["quota"]
+        finally:
+            daemon.stop()
