@@ -409,6 +409,12 @@ class Daemon:
             reasons.append(f"source {self.source_name}: no successful read for over {stale_after:.0f}s")
         return not reasons, reasons
 
+    def readiness_notes(self) -> list[str]:
+        """Said on /readyz without failing it: a missing Google credential must not pull the flag server."""
+        if self.quota is None:
+            return []
+        return [f"quota: {self.quota.readiness().detail}"]
+
     def state(self) -> dict[str, Any]:
         with self._lock:
             return self._state_unlocked()

@@ -28,6 +28,7 @@ class DaemonAPI(Protocol):
 
     def metrics_exposition(self) -> tuple[bytes, str]: ...  # (body, content type)
     def ready(self) -> tuple[bool, list[str]]: ...
+    def readiness_notes(self) -> list[str]: ...  # informational (e.g. quota polling disabled), never "not ready"
     def state(self) -> dict[str, Any]: ...
     def ofrep_flag(self, key: str, body: bytes) -> Reply: ...
     def ofrep_bulk(self, body: bytes, if_none_match: str | None) -> Reply: ...
@@ -104,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
             return json_reply(200, {"status": "ok"})
         if path == "/readyz" and method == "GET":
             ok, reasons = api.ready()
-            return json_reply(200 if ok else 503, {"ready": ok, "reasons": reasons})
+            return json_reply(200 if ok else 503, {"ready": ok, "reasons": reasons, "notes": api.readiness_notes()})
         if path == "/v1/state" and method == "GET":
             return json_reply(200, api.state())
         if path.startswith(OFREP_PREFIX):

@@ -63,3 +63,24 @@ def test_quota_gauges_and_a_critical_quota_notification(tmp_path: Path, monkeypa
             assert daemon.state()["quota"]
         finally:
             daemon.stop()
+
+
+def test_no_credentials_disables_quota_and_readyz_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    config = from_mapping(
+        {"listen": {"port": 0}, "state": {"path": str(tmp_path / "s.json")}, "quota": {"projects": ["proj-a"]}}
+    )
+    daemon = Daemon(config, source=QuietSource())
+    daemon.start()
+    try:
+        body = httpx.get(f"{daemon.url}/readyz").json()
+        assert any("quota" in note and "disabled" in note for note in body["notes"]), body
+        daemon.poll_quota()  # disabled: does nothing, raises nothing
+        assert "nbmon_quota_poller_enabled 0.0" in httpx.get(f"{daemon.url}/metrics").text
+    finally:
+        daemon.stop()
