@@ -175,15 +175,16 @@ def test_stream_without_alt_sse_is_a_json_array(web: httpx.Client) -> None:
 
 
 def test_per_model_latency() -> None:
-    with SimulatorServer(latency={"default": 0.0, "pro": 0.3}) as sim, httpx.Client(base_url=sim.url) as web:
+    with SimulatorServer(latency={"default": 0.0, "pro": 1.0}) as sim, httpx.Client(base_url=sim.url) as web:
         started = time.monotonic()
         web.post(f"/v1beta/models/{FLASH}:generateContent", json=BODY, headers=KEY)
         flash = time.monotonic() - started
         started = time.monotonic()
         web.post(GEN, json=BODY, headers=KEY)
         pro = time.monotonic() - started
-    assert flash < 0.2
-    assert 0.3 * 0.8 <= pro < 1.0
+    # The lower bound is the simulator's own sleep (1 s, -20% jitter): a slow machine cannot break it.
+    assert pro >= 0.8
+    assert flash < pro - 0.5
 
 
 def test_same_seed_same_outcomes_and_ids_over_http() -> None:
@@ -232,7 +233,7 @@ def test_stop_is_prompt_even_with_a_slow_request_in_flight() -> None:
     url = sim.url
     started = time.monotonic()
     sim.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # the slow request in flight does not hold the stop
     caller.join(5)
     assert not caller.is_alive()
     with pytest.raises(httpx.ConnectError):
