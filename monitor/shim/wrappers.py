@@ -24,11 +24,16 @@ _Tokens = tuple[contextvars.Token[Call | None], object]
 
 
 def _activate(call: Call) -> _Tokens:
-    return CURRENT_CALL.set(call), otel_context.attach(trace.set_span_in_context(call.span))
+    token = CURRENT_CALL.set(call)
+    try:
+        return token, otel_context.attach(trace.set_span_in_context(call.span))
+    except Exception:  # noqa: BLE001 - OTel must not raise, but if it did the app's call still goes through
+        return token, None
 
 
 def _deactivate(tokens: _Tokens) -> None:
-    otel_context.detach(tokens[1])  # type: ignore[arg-type]
+    if tokens[1] is not None:
+        otel_context.detach(tokens[1])  # type: ignore[arg-type]
     CURRENT_CALL.reset(tokens[0])
 
 
