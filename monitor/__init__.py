@@ -1,7 +1,8 @@
 """nbmon: observability and quota monitoring for Gemini image generation."""
 
+import typing as _typing
+
 from monitor.config import ConfigError, ModelSpec, ShimConfig, load_shim_config
-from monitor.daemon.embed import embed
 from monitor.generator import (
     AsyncImageChat,
     AsyncImageGenerator,
@@ -65,3 +66,15 @@ __all__ = [
     "set_enabled",
     "uninstrument",
 ]
+
+if _typing.TYPE_CHECKING:
+    from monitor.daemon.embed import embed
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # The daemon (APScheduler, notifiers, gRPC) loads only when an app embeds it: `import monitor` stays light.
+    if name == "embed":
+        from monitor.daemon.embed import embed
+
+        return embed
+    raise AttributeError(f"module 'monitor' has no attribute {name!r}")
