@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 # Real tools the tests drive (Alertmanager, amtool), from Debian when missing.
 DEBIAN_TOOLS := prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# promtool and prometheus are unpacked from Debian's .deb (apt-get download + dpkg -x): no service start.
+TOOLS_DIR := $(CURDIR)/.tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +31,7 @@ types: $(STAMP)
 	$(BIN)/mypy --strict monitor
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	NBMON_TOOLS_DIR=$(TOOLS_DIR) $(BIN)/pytest
 
 tools:
 	@command -v prometheus-alertmanager >/dev/null 2>&1 || { \
@@ -37,6 +39,11 @@ tools:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_TOOLS) >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_TOOLS) >/dev/null; }; }
+	@test -x $(TOOLS_DIR)/usr/bin/promtool || { \
+	  echo "unpacking promtool and prometheus from Debian's prometheus package into .tools/"; \
+	  mkdir -p $(TOOLS_DIR)/deb && cd $(TOOLS_DIR)/deb && \
+	  { apt-get download prometheus >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; } && \
+	  dpkg -x prometheus_*.deb $(TOOLS_DIR) && rm -f prometheus_*.deb; }
 
 test: tools lint types unit
 
