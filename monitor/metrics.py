@@ -182,7 +182,8 @@ class DaemonMetrics:
         )
         self.source_errors = Counter(
             "nbmon_source_errors",
-            "Failed reads of a signal source, by reason (connect, timeout, http_status, parse, too_large, query).",
+            "Failed reads of a signal source, by reason (connect, timeout, http_status, parse, too_large, query, auth,"
+            " collect).",
             ["source", "reason"],
             registry=registry,
         )

@@ -23,9 +23,9 @@ CLIENT_ERROR_SPIKE = "client-error-spike"
 SAFETY_BLOCK_SPIKE = "safety-block-spike"
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # a metric label value and one segment of a dotted key
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:h|m|s))+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
-_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _SHIM_DEFAULTS = ShimConfig()  # the default primary and fallback models
 
 

@@ -7,6 +7,7 @@ bad value never starts a half-working daemon. Environment variables win over the
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from monitor.alerts.rules import parse_duration as rule_duration
 from monitor.config import ConfigError, ShimConfig, shim_config_from_mapping
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
 
@@ -43,7 +45,6 @@ ENV_KEYS = {
     "NBMON_QUOTA_PROJECTS": "quota.projects",
     "NBMON_QUOTA_KEY_FILE": "quota.key_file",
 }
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ConfigErrors(ValueError):
@@ -83,21 +84,12 @@ class DaemonConfig:
 
 
 def parse_duration(value: object, key: str) -> float:
-    """Seconds from a number or a string such as "15s", "1m", "1h", "500ms"."""
-    if isinstance(value, bool):
-        raise ConfigError(key, "must be a duration such as 15s, 1m or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        unit = next((u for u in ("ms", "s", "m", "h") if text.endswith(u)), None)
-        try:
-            seconds = float(text[: -len(unit)]) * _UNITS[unit] if unit else float(text)
-        except ValueError:
-            raise ConfigError(key, f"{value!r} is not a duration such as 15s, 1m or 1h") from None
-    else:
-        raise ConfigError(key, "must be a duration such as 15s, 1m or a number of seconds")
-    if not seconds > 0:
+    """Seconds from a number or a duration ("15s", "1m", "1h30m", "500ms"): the rules' syntax, and > 0."""
+    try:  # a bare number of seconds, as environment variables carry them ("15")
+        seconds = float(value) if isinstance(value, str) else rule_duration(value, key)
+    except ValueError:
+        seconds = rule_duration(value, key)
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ConfigError(key, "must be > 0")
     return seconds
 

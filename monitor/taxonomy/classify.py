@@ -17,6 +17,7 @@ from google.genai import errors as genai_errors
 from monitor.taxonomy import rpc_details
 from monitor.taxonomy.classes import ErrorClass, Outcome, QuotaWindow
 from monitor.taxonomy.content import ContentSummary
+from monitor.taxonomy.content import int_or_none as _int
 
 _SAFETY_REASONS = frozenset({"SAFETY", "IMAGE_SAFETY"})
 _POLICY_REASONS = frozenset(
@@ -205,7 +206,3 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     except Exception:  # noqa: BLE001 - a foreign headers object must never break classification
         return None
     return value if isinstance(value, str) else None
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

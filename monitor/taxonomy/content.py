@@ -85,9 +85,9 @@ class ContentSummary:
         usage = response.get("usageMetadata")
         if isinstance(usage, Mapping):
             self._add_usage(
-                _int(usage.get("promptTokenCount")),
-                _int(usage.get("candidatesTokenCount")),
-                _int(usage.get("thoughtsTokenCount")),
+                int_or_none(usage.get("promptTokenCount")),
+                int_or_none(usage.get("candidatesTokenCount")),
+                int_or_none(usage.get("thoughtsTokenCount")),
             )
         if isinstance(response.get("modelVersion"), str):
             self.model_version = response["modelVersion"]
@@ -132,5 +132,5 @@ def enum_text(value: object) -> str:
     return raw if isinstance(raw, str) else str(raw)
 
 
-def _int(value: object) -> int | None:
+def int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
