@@ -24,11 +24,11 @@ simulate: $(STAMP)
 	$(BIN)/nbmon simulate
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor tests bench
-	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/ruff check monitor tests bench dashboards
+	$(BIN)/ruff format --check monitor tests bench dashboards
 
 types: $(STAMP)
-	$(BIN)/mypy --strict monitor
+	$(BIN)/mypy --strict monitor dashboards
 
 unit: $(STAMP)
 	NBMON_TOOLS_DIR=$(TOOLS_DIR) $(BIN)/pytest

@@ -7,6 +7,10 @@ The JSON is the classic Grafana dashboard model (schemaVersion 39). Every panel 
 template variable (type datasource, Prometheus) and every query uses only metrics of the README's metric
 contract (no recording rules), so the dashboards work against any Prometheus that scrapes the app and
 the daemon. PromQL is limited to what Prometheus 2.42 understands.
+
+dashboards/validate.py checks the output against Grafana's own schema (the pinned grafana-foundation-sdk's
+typed models): panel options and field configs therefore spell out the keys that schema requires even where
+Grafana would fill in the same default (`frameIndex`, `wideLayout`, `barWidth`, legend `calcs`, ...).
 """
 
 from __future__ import annotations
@@ -97,14 +101,27 @@ def _default_options(kind: str) -> JSON:
             "textMode": "auto",
             "justifyMode": "auto",
             "orientation": "auto",
+            "wideLayout": True,
+            "showPercentChange": False,
+            "percentChangeColorMode": "standard",
         }
     if kind == "table":
-        return {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+        return {
+            "frameIndex": 0,
+            "showHeader": True,
+            "cellHeight": "sm",
+            "footer": {"show": False, "reducer": ["sum"], "countRows": False},
+        }
     if kind == "barchart":
         return {
             "orientation": "vertical",
             "xTickLabelRotation": 0,
+            "xTickLabelMaxLength": 0,
             "showValue": "never",
+            "stacking": "none",
+            "barWidth": 0.97,
+            "groupWidth": 0.7,
+            "fullHighlight": False,
             "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []},
             "tooltip": {"mode": "single", "sort": "none"},
         }
@@ -113,7 +130,7 @@ def _default_options(kind: str) -> JSON:
             "showValue": "never",
             "mergeValues": True,
             "rowHeight": 0.9,
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []},
             "tooltip": {"mode": "single", "sort": "none"},
         }
     return {}
@@ -144,7 +161,6 @@ def datasource_variable() -> JSON:
         "label": "Data source",
         "type": "datasource",
         "query": "prometheus",
-        "current": {},
         "hide": 0,
         "includeAll": False,
         "multi": False,
@@ -163,7 +179,7 @@ def query_variable(name: str, label: str, query: str) -> JSON:
         "datasource": DS,
         "definition": query,
         "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-        "current": {},
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
         "hide": 0,
         "includeAll": True,
         "allValue": ".*",
