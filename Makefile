@@ -24,8 +24,8 @@ simulate: $(STAMP)
 	$(BIN)/nbmon simulate
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor tests bench dashboards
-	$(BIN)/ruff format --check monitor tests bench dashboards
+	$(BIN)/ruff check monitor tests bench dashboards deploy
+	$(BIN)/ruff format --check monitor tests bench dashboards deploy
 
 types: $(STAMP)
 	$(BIN)/mypy --strict monitor dashboards
