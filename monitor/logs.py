@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 REDACTED = "[REDACTED]"
@@ -78,6 +80,43 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     return event_dict
 
 
+# A secret-named field or a secret-shaped value always leaves one of these in the rendered line once it is
+# lowercased and stripped of "-" and "_" (every _SECRET_NAMES entry and every _SECRET_PATTERNS match holds one).
+_LINE_NEEDLES = ("key", "authorization", "token", "webhookurl", "secret", "password", "aiza")
+
+
+def _line_may_hold_secret(line: str) -> bool:
+    folded = line.lower().replace("-", "").replace("_", "")
+    return any(needle in folded for needle in _LINE_NEEDLES)
+
+
+class RedactingRenderer:
+    """Wraps a renderer: renders, and redacts then renders again only when the line could hold a secret.
+
+    Nearly no line does; one scan of the rendered line costs a fraction of a walk over every field
+    (measured: the per-field walk was a third of the shim's per-call log event).
+    """
+
+    def __init__(self, renderer: Callable[[Any, str, MutableMapping[str, Any]], Any]) -> None:
+        self._render = renderer
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        snapshot = dict(event_dict)  # the console renderer pops keys from the dict it renders
+        line = self._render(logger, method, event_dict)
+        if not _line_may_hold_secret(line if isinstance(line, str) else str(line)):
+            return line
+        return self._render(logger, method, redact_secrets(logger, method, snapshot))
+
+
+def _json_dumps(obj: Any, **kwargs: Any) -> str:
+    """orjson (several times faster than json on the per-call event), json for what it refuses (ints > 64 bit)."""
+    default = kwargs.get("default")
+    try:
+        return orjson.dumps(obj, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(obj, default=default)
+
+
 def configure_logging(
     fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None, *, capture_stdlib: bool = False
 ) -> None:
@@ -92,7 +131,7 @@ def configure_logging(
     if fmt not in ("json", "console"):
         raise ValueError(f"log format: {fmt!r} is not one of json, console, auto")
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(
             colors=False,
@@ -104,14 +143,14 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        redact_secrets,
     ]
+    renderer = RedactingRenderer(renderer)
     threshold = logging.getLevelNamesMapping()[level.upper()]
     if not capture_stdlib:
         structlog.configure(
             processors=[*chain, renderer],
             wrapper_class=structlog.make_filtering_bound_logger(threshold),
-            logger_factory=structlog.PrintLoggerFactory(file=stream),
+            logger_factory=structlog.WriteLoggerFactory(file=stream),  # one write per line, no print()
             cache_logger_on_first_use=True,
         )
         return

@@ -151,6 +151,44 @@ def test_configured_logging_redacts_every_value() -> None:
     assert line["api_key"] == REDACTED
 
 
+@pytest.mark.parametrize("fmt", ["json", "console"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"Se_Cret": "SECRET"},
+        {"ROUTING-KEY": "SECRET"},
+        {"Web_Hook_Url": "SECRET"},
+        {"pass-word": "SECRET"},
+        {"TOKEN": "SECRET"},
+        {"nested": [{"Authorization": "SECRET"}]},
+        {"detail": "GET /v1?key=SECRET"},
+        {"detail": "AIzaSyA1234567890abcdefghijklmnopqrstSECRET"},
+    ],
+)
+def test_the_fast_line_check_never_lets_a_secret_through(fmt: str, fields: dict[str, object]) -> None:
+    # The renderer only redacts when the rendered line trips a cheap check: every secret shape must trip it.
+    stream = io.StringIO()
+    configure_logging(fmt, stream=stream)
+    try:
+        structlog.get_logger("t").info("call", **fields)
+    finally:
+        structlog.reset_defaults()
+    assert "SECRET" not in stream.getvalue()
+    assert REDACTED in stream.getvalue() or "AIza" not in stream.getvalue()
+
+
+def test_a_line_without_secrets_is_rendered_once_and_unchanged() -> None:
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    try:
+        structlog.get_logger("t").info("genai.generation", model="gemini-3-pro-image-preview", big=2**70, t=(1, 2))
+    finally:
+        structlog.reset_defaults()
+    line = json.loads(stream.getvalue())
+    assert (line["model"], line["big"], line["t"]) == ("gemini-3-pro-image-preview", 2**70, [1, 2])
+    assert stream.getvalue().count("\n") == 1
+
+
 def test_bad_log_format_is_refused() -> None:
     with pytest.raises(ValueError, match="log format"):
         configure_logging("xml")
