@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.add_arguments(simulate)
     simulate.set_defaults(func=_simulate)
 
-    demo_parser = commands.add_parser("demo", help="simulator + instrumented load loop with live counts by class")
+    demo_parser = commands.add_parser(
+        "demo", help="a scripted day through the whole loop (simulator, load, daemon) in ~2 minutes"
+    )
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(func=_demo)
 

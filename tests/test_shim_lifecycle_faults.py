@@ -225,3 +225,29 @@ def shim_factory(tracer_provider: TracerProvider, span_exporter: Any) -> Any:
         return Shim(registry, span_exporter, capture)
 
     return make
+
+
+@pytest.mark.parametrize("with_sdk", [False, True])
+def test_the_sdks_http_request_runs_under_the_right_current_span(
+    uninstrumented: None, gemini_sim: SimulatorServer, registry: CollectorRegistry, with_sdk: bool
+) -> None:
+    """With an OTel SDK our span is current inside the call (HTTP spans nest under it); without one the
+    app's own span stays current."""
+    import httpx2
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, NoOpTracerProvider, SpanContext, TraceFlags
+
+    seen: list[trace.Span] = []
+    provider = TracerProvider() if with_sdk else NoOpTracerProvider()
+    assert monitor.instrument(registry=registry, tracer_provider=provider)
+    app_span = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(1)))
+    hooks = {"request": [lambda _request: seen.append(trace.get_current_span())]}
+    with httpx2.Client(event_hooks=hooks) as http, trace.use_span(app_span):
+        options = types.HttpOptions(base_url=gemini_sim.url, httpx_client=http)
+        _call(genai.Client(api_key="k", http_options=options))
+        assert trace.get_current_span() is app_span
+    assert len(seen) == 1
+    if with_sdk:
+        assert seen[0] is not app_span and seen[0].get_span_context().trace_id == 0x1234
+    else:
+        assert seen[0] is app_span
