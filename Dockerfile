@@ -14,7 +14,9 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/nbmon/bin:$PATH \
     NBMON_CONFIG_FILE=/etc/nbmon/nbmon.toml \
     NBMON_LISTEN_HOST=0.0.0.0 \
-    NBMON_STATE_FILE=/var/lib/nbmon/state.json
+    NBMON_STATE_FILE=/var/lib/nbmon/state.json \
+    NO_PROXY=127.0.0.1,localhost,::1 \
+    no_proxy=127.0.0.1,localhost,::1
 # A venv without pip: the base image's pip installs into it from the build stage's wheels, which never land in a layer.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/nbmon \
@@ -28,8 +30,9 @@ WORKDIR /var/lib/nbmon
 USER 10001:10001
 VOLUME ["/var/lib/nbmon"]
 EXPOSE 8016
-# No curl in a slim image: the venv's python asks /healthz; urlopen raises (exit 1) on a refused connection or non-2xx.
+# No curl in a slim image: the venv's python asks /healthz and raises (exit 1) on a refused connection or non-2xx.
+# No proxy: an HTTP(S)_PROXY set for Slack/PagerDuty egress must not capture a loopback probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('NBMON_LISTEN_PORT', '8016'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:%s/healthz' % os.environ.get('NBMON_LISTEN_PORT', '8016'), timeout=4)"]
 ENTRYPOINT ["nbmon"]
 CMD ["run"]

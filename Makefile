@@ -59,6 +59,7 @@ $(OTEL_STAMP): bench/requirements-otel.txt
 
 bench: $(STAMP) $(OTEL_STAMP)
 	$(BIN)/python bench/bench_shim.py
+	$(BIN)/python bench/bench_instructions.py
 	$(BIN)/python bench/bench_daemon.py
 	$(OTEL_VENV)/bin/python bench/bench_otel_genai.py
 

@@ -82,12 +82,22 @@ class Paired:
     instrumented_s: float
     ratio: float  # median of per-pair ratios: each pair ran back to back, so drift cancels
     rounds: int
+    min_ratio: float = 0.0  # fastest instrumented round over fastest bare round: what is left without interference
 
 
 def paired_rounds(
-    call: Callable[[], object], on: Callable[[], None], off: Callable[[], None], rounds: int, calls: int
+    call: Callable[[], object],
+    on: Callable[[], None],
+    off: Callable[[], None],
+    rounds: int,
+    calls: int,
+    instrumented_call: Callable[[], object] | None = None,
 ) -> Paired:
-    """Alternate bare and instrumented rounds (order flipped every pair) and compare within pairs."""
+    """Alternate bare and instrumented rounds (order flipped every pair) and compare within pairs.
+
+    The instrumented side runs `instrumented_call` when given (else `call`) between on() and off().
+    """
+    measured = instrumented_call or call
     for _ in range(max(calls // 10, 3)):
         call()
     bare: list[float] = []
@@ -96,19 +106,20 @@ def paired_rounds(
         for instrumented in (i % 2 == 0, i % 2 != 0):
             if instrumented:
                 on()
-                inst.append(time_per_call(call, calls))
+                inst.append(time_per_call(measured, calls))
                 off()
             else:
                 bare.append(time_per_call(call, calls))
     ratios = [i / b for i, b in zip(inst, bare, strict=True)]
-    return Paired(statistics.median(bare), statistics.median(inst), statistics.median(ratios), rounds)
+    median_ratio = statistics.median(ratios)
+    return Paired(statistics.median(bare), statistics.median(inst), median_ratio, rounds, min(inst) / min(bare))
 
 
 def table_row(label: str, result: Paired) -> str:
     return (
-        f"{label:<34} {result.bare_s * 1e3:9.3f} {result.instrumented_s * 1e3:9.3f} "
-        f"{(result.instrumented_s - result.bare_s) * 1e6:9.0f} {result.ratio:7.3f}"
+        f"{label:<42} {result.bare_s * 1e3:9.3f} {result.instrumented_s * 1e3:9.3f} "
+        f"{(result.instrumented_s - result.bare_s) * 1e6:9.0f} {result.ratio:7.3f} {result.min_ratio:9.3f}"
     )
 
 
-TABLE_HEADER = f"{'case':<34} {'bare ms':>9} {'inst ms':>9} {'+us/call':>9} {'ratio':>7}"
+TABLE_HEADER = f"{'case':<42} {'bare ms':>9} {'inst ms':>9} {'+us/call':>9} {'ratio':>7} {'min ratio':>9}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -17,8 +18,9 @@ import structlog
 from _common import TABLE_HEADER, fake_client, image_call, paired_rounds, response_body, table_row
 from google import genai
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import NoOpTracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NoOpTracerProvider, SpanKind, Tracer
 from prometheus_client import CollectorRegistry
 
 import monitor
@@ -33,6 +35,28 @@ class _DropExporter(SpanExporter):
 
     def export(self, spans: object) -> SpanExportResult:
         return SpanExportResult.SUCCESS
+
+
+def span_replay(call: Callable[[], object], tracer: Tracer) -> Callable[[], None]:
+    """The bare call plus, by hand, a span with the attributes and events nbmon's span carries: the OTel SDK's price."""
+    exporter = InMemorySpanExporter()
+    probe = TracerProvider()
+    probe.add_span_processor(SimpleSpanProcessor(exporter))
+    monitor.instrument(registry=CollectorRegistry(), tracer_provider=probe)
+    call()
+    monitor.uninstrument()
+    (span,) = exporter.get_finished_spans()
+    name, attributes = span.name, dict(span.attributes or {})
+    events = [(event.name, dict(event.attributes or {})) for event in span.events]
+
+    def replay() -> None:
+        call()
+        replayed = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        for event_name, event_attributes in events:
+            replayed.add_event(event_name, event_attributes)
+        replayed.end()
+
+    return replay
 
 
 def main() -> int:
@@ -67,6 +91,10 @@ def main() -> int:
             result = paired_rounds(call, on, monitor.uninstrument, args.rounds, calls)
             verdict = "within" if result.ratio <= BAR else "OVER"
             print(f"{table_row(f'{size_label} {setup_label}', result)}  {verdict} {BAR}")
+        # Not nbmon's work: what the OTel SDK charges for a span like ours, with nbmon off.
+        replay = span_replay(call, provider.get_tracer("bench"))
+        result = paired_rounds(call, lambda: None, lambda: None, args.rounds, calls, instrumented_call=replay)
+        print(f"{table_row(f'{size_label} OTel SDK span alone, no nbmon', result)}  (the SDK's share of the row above)")
     provider.shutdown()
     structlog.reset_defaults()
     devnull.close()

@@ -70,7 +70,7 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     for key, value in event_dict.items():
         if _is_secret_name(key):
             changes[key] = REDACTED
-        elif type(value) is str:
+        elif isinstance(value, str):
             if _maybe_secret(value):
                 changes[key] = redact_text(value)
         elif isinstance(value, dict | list | tuple):
@@ -105,16 +105,26 @@ class RedactingRenderer:
         line = self._render(logger, method, event_dict)
         if not _line_may_hold_secret(line if isinstance(line, str) else str(line)):
             return line
-        return self._render(logger, method, redact_secrets(logger, method, snapshot))
+        line = self._render(logger, method, redact_secrets(logger, method, snapshot))
+        # Values the field walk does not open (exceptions, bytes, sets, objects) are rendered text by now.
+        return redact_text(line) if isinstance(line, str) else line
 
 
 def _json_dumps(obj: Any, **kwargs: Any) -> str:
-    """orjson (several times faster than json on the per-call event), json for what it refuses (ints > 64 bit)."""
+    """orjson (several times faster than json on the per-call event), json for what it refuses (ints > 64 bit).
+
+    Dataclasses go to `default` (repr) as they did with json: orjson's own encoding would print the fields
+    that `repr=False` keeps out of logs (the daemon's admin token, channel secrets).
+    """
     default = kwargs.get("default")
     try:
-        return orjson.dumps(obj, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(obj, default=default, option=_ORJSON_OPTIONS).decode()
     except TypeError:
-        return json.dumps(obj, default=default)
+        # ensure_ascii=False: the secret check folds case on the real characters, not on \u escapes.
+        return json.dumps(obj, default=default, ensure_ascii=False)
+
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def configure_logging(

@@ -11,6 +11,7 @@ printed), 2 bad arguments or a server that cannot start, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import math
 import os
@@ -38,7 +39,7 @@ from monitor.demo.script import (
     Timing,
     phases,
 )
-from monitor.demo.stack import DemoStack, StackOptions
+from monitor.demo.stack import DemoStack, DemoStartError, StackOptions
 from monitor.demo.verdict import Evidence, problems
 from monitor.demo.view import LiveView, PlainView
 from monitor.logs import configure_logging
@@ -47,7 +48,7 @@ from monitor.testing import InternalErrorCollector
 TICK_S = 0.25
 SNAPSHOT_S = 0.5
 DRAIN_S = 5.0  # at the end, how long the last notifications may take to arrive
-DEFAULT_LOG = Path(tempfile.gettempdir()) / "nbmon-demo.log.jsonl"
+DEFAULT_LOG = Path(tempfile.gettempdir()) / f"nbmon-demo-{getpass.getuser()}.log.jsonl"  # one per user: /tmp is shared
 INTERRUPTED = 130
 
 
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with logs_to(settings.log_file), tempfile.TemporaryDirectory(prefix="nbmon-demo-") as workdir:
             return _run(settings, Path(workdir), out)
-    except OSError as exc:  # the log file, a taken port
+    except (OSError, DemoStartError) as exc:  # the log file, a taken port, a refused instrument()
         print(f"nbmon demo: cannot start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # during start-up or the wind-down: everything started was stopped on the way out

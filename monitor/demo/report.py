@@ -56,8 +56,8 @@ def summary(snap: Snapshot, observer: Observer, schedule: Schedule, timing: Timi
         f"  models served    {models(tally.served)}",
         f"  fallbacks        {_counts(tally.fallbacks)}  (degraded routing: {_counts(sums.routing)})",
         f"  retries          {by_class(sums.retries)}; waited {sums.waited_s:,.0f} s in all",
-        f"  429s             {sums.retries.get('rate_limited', 0.0):,.0f} retried after exactly the server's "
-        f"retryDelay ({timing.retry_delay_s:g}s)",
+        f"  429s             {sums.retries.get('rate_limited', 0.0):,.0f} retried after the server's retryDelay "
+        f"(the simulator sends {timing.retry_delay_s:g}s)",
         f"  spend            ${sums.spend_usd:,.2f} estimated (final images only; thought images are not billed)",
         f"  quota            {quota_text(snap)}",
         f"  notifications    {sum(received.values())} delivered ({_counts(received)})",

@@ -34,6 +34,10 @@ ENVIRONMENT = "demo"
 ROUTING_KEY = "nbmondemo".ljust(32, "0")  # PagerDuty's Events API wants 32 characters
 
 
+class DemoStartError(Exception):
+    """A part of the demo could not start; the message says which."""
+
+
 @dataclass(frozen=True, slots=True)
 class StackOptions:
     workers: int
@@ -75,7 +79,9 @@ class DemoStack:
             ).start()
         exit_stack.callback(self.sim.stop)
 
-        monitor.instrument(registry=self.registry, config=ShimConfig())
+        if not monitor.instrument(registry=self.registry, config=ShimConfig()):
+            # Already instrumented by someone else, or google-genai out of range: the demo would measure nothing.
+            raise DemoStartError("monitor.instrument() refused (already instrumented, or see the log file)")
         exit_stack.callback(monitor.uninstrument)
         with _naming_port("the app's /metrics", options.metrics_port):
             server, thread = start_http_server(options.metrics_port, addr="127.0.0.1", registry=self.registry)

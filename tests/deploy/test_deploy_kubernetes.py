@@ -83,17 +83,17 @@ def test_strict_validation_does_reject_an_unknown_field(k8s_docs: list[dict[str,
         kubernetes_validate.validate(broken, K8S_VERSIONS[-1], strict=True)
 
 
-def test_the_sidecar_probes_healthz_and_readyz_on_the_exposed_port(
+def test_the_sidecar_probes_healthz_on_the_exposed_port_and_never_gates_the_app(
     k8s_docs: list[dict[str, Any]], dockerfile: Dockerfile
 ) -> None:
     nbmon = containers(k8s_docs)["nbmon"]
     assert nbmon["restartPolicy"] == "Always"  # a native sidecar: up before the app, down after it
     (exposed,) = dockerfile.final.args("EXPOSE")
-    paths = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"}
-    for probe, path in paths.items():
-        get = nbmon[probe]["httpGet"]
-        assert get["path"] == path
-        assert port_of(nbmon, get["port"]) == int(exposed) == daemon_config.DaemonConfig().listen_port
+    get = nbmon["livenessProbe"]["httpGet"]
+    assert get["path"] == "/healthz"
+    assert port_of(nbmon, get["port"]) == int(exposed) == daemon_config.DaemonConfig().listen_port
+    # A sidecar's startup and readiness gate the app's start and the pod's traffic: telemetry must not.
+    assert "startupProbe" not in nbmon and "readinessProbe" not in nbmon
 
 
 def test_the_sidecar_runs_the_image_of_this_version(k8s_docs: list[dict[str, Any]], dockerfile: Dockerfile) -> None:

@@ -72,7 +72,14 @@ def image_env(dockerfile: Dockerfile, volume_root: Path, **extra: str) -> dict[s
 
 def healthcheck(venv: Venv, dockerfile: Dockerfile, port: int) -> subprocess.CompletedProcess[str]:
     _flags, command = dockerfile.healthcheck()
-    env = {"PATH": os.environ["PATH"], "NBMON_LISTEN_PORT": str(port)}
+    # A dead proxy in the environment, as when egress goes through one: the loopback probe must not use it.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    env = {
+        "PATH": os.environ["PATH"],
+        "NBMON_LISTEN_PORT": str(port),
+        "http_proxy": dead_proxy,
+        "HTTP_PROXY": dead_proxy,
+    }
     return venv.run(*command, env=env)
 
 
