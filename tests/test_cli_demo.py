@@ -8,6 +8,7 @@ autouse telemetry guard there: the demo fails (exit 1) on any error nbmon's tele
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -49,14 +50,20 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 FAST_DAY = ["--day-seconds", "30", "--latency", "pro=0.12,flash=0.05"]
 
 
+# A proxy nobody answers on, as in a shell set up for corporate egress: the demo's loopback traffic must not use it.
+DEAD_PROXY = "http://127.0.0.1:9"
+
+
 def run_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     log = tmp_path / "demo.log.jsonl"
+    proxies = {"HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "http_proxy": DEAD_PROXY, "https_proxy": DEAD_PROXY}
     return subprocess.run(
         [sys.executable, "-m", "monitor", "demo", "--log-file", str(log), *args],
         capture_output=True,
         text=True,
         timeout=110,
         check=False,
+        env={**os.environ, **proxies},
     )
 
 

@@ -17,7 +17,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from monitor.alerts import Action, CounterWindow, Evaluator, State, Transition, rules_from_mapping
+from monitor.alerts import Action, CounterWindow, Evaluator, RuleStatus, State, Transition, rules_from_mapping
 from monitor.daemon.alertmanager import AlertTracker, parse_payload
 from monitor.daemon.config import DaemonConfig, parse_duration
 from monitor.daemon.http import DaemonServer, Reply
@@ -418,6 +418,11 @@ class Daemon:
     def state(self) -> dict[str, Any]:
         with self._lock:
             return self._state_unlocked()
+
+    def rule_statuses(self) -> dict[str, RuleStatus]:
+        """Every rule's status from one evaluation: read under the lock the evaluation tick holds."""
+        with self._lock:
+            return self.evaluator.statuses()
 
     def _state_unlocked(self) -> dict[str, Any]:
         statuses = {

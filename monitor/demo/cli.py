@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"nbmon demo: {exc}", file=sys.stderr)
         return 2
+    _bypass_proxies_for_loopback()
     try:
         with logs_to(settings.log_file), tempfile.TemporaryDirectory(prefix="nbmon-demo-") as workdir:
             return _run(settings, Path(workdir), out)
@@ -159,6 +160,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:  # during start-up or the wind-down: everything started was stopped on the way out
         return INTERRUPTED
+
+
+def _bypass_proxies_for_loopback() -> None:
+    """Everything the demo talks to is on 127.0.0.1: a proxy in the user's environment must not carry it
+    (the Slack and PagerDuty clients honour HTTP(S)_PROXY, as they should in production)."""
+    for name in ("NO_PROXY", "no_proxy"):
+        hosts = [h for h in os.environ.get(name, "").split(",") if h.strip()]
+        os.environ[name] = ",".join([*hosts, *(h for h in ("127.0.0.1", "localhost", "::1") if h not in hosts)])
 
 
 def _run(settings: Settings, workdir: Path, out: TextIO) -> int:

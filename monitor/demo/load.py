@@ -138,7 +138,10 @@ class LoadGenerator:
         self._stop = threading.Event()
         # vertexai=False: an environment set up for Vertex must not redirect the demo's calls.
         self._client = genai.Client(
-            api_key="nbmon-demo-key", vertexai=False, http_options=types.HttpOptions(base_url=base_url)
+            api_key="nbmon-demo-key",
+            vertexai=False,
+            # The simulator is on loopback: an HTTP(S)_PROXY in the environment must not capture the calls.
+            http_options=types.HttpOptions(base_url=base_url, client_args={"trust_env": False}),
         )
         clock = StoppableClock(self._stop)
         self._generators = [

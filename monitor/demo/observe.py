@@ -179,7 +179,7 @@ class Observer:
 
     def snapshot(self) -> Snapshot:
         daemon = self.stack.daemon
-        status = daemon.evaluator.statuses()[RULE]
+        status = daemon.rule_statuses()[RULE]
         if status.ratio is not None and not status.insufficient_data:
             self.peak_ratio = max(self.peak_ratio or 0.0, status.ratio)
         return Snapshot(

@@ -57,7 +57,7 @@ class DemoStack:
         self._first_phase = first_phase
         self._exit = contextlib.ExitStack()
         self.registry = CollectorRegistry()  # the app's: the shim's and the generator's metrics
-        self._control = httpx.Client(timeout=5.0)
+        self._control = httpx.Client(timeout=5.0, trust_env=False)  # loopback: never through an HTTP(S)_PROXY
 
     def start(self) -> None:
         try:
@@ -97,7 +97,10 @@ class DemoStack:
         with _naming_port("daemon", options.daemon_port):
             self.daemon.start()
         exit_stack.callback(self.daemon.stop)
-        self.flag = OfrepFlagSource(self.daemon.url, ttl_s=timing.flag_ttl_s, targeting_key="nbmon-demo")
+        flag_http = exit_stack.enter_context(httpx.Client(timeout=1.0, trust_env=False))
+        self.flag = OfrepFlagSource(
+            self.daemon.url, ttl_s=timing.flag_ttl_s, targeting_key="nbmon-demo", http_client=flag_http
+        )
         self.load = LoadGenerator(
             self.sim.url,
             workers=options.workers,

@@ -98,7 +98,9 @@ class ScrapeSource:
             raise ValueError("ScrapeSource.max_bytes: must be > 0")
         self.name = name
         self._own_client = http_client is None
-        self._client = http_client if http_client is not None else httpx.Client()
+        # Like Prometheus, no proxy from the environment: an HTTP(S)_PROXY set for Slack/PagerDuty egress
+        # must not capture the scrape of the app next door.
+        self._client = http_client if http_client is not None else httpx.Client(trust_env=False)
         self._timeout_s = timeout_s
         self._metric = metric
         self._clock = clock

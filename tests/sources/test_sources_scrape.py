@@ -188,6 +188,21 @@ def test_sums_two_real_targets_per_series(apps: list[App]) -> None:
     assert status[second.url].last_success_at == 11.0
 
 
+def test_an_http_proxy_in_the_environment_is_not_used(apps: list[App], monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"  # nothing listens there
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    apps[0].metrics.requests.labels(PRO, "200", "ok").inc(4)
+    with ScrapeSource([apps[0].url]) as source:
+        reading = source.read()
+    assert reading.ok, reading.error
+    assert dict(reading.values) == {OK: 4.0}
+
+
 def test_reads_prometheus_client_start_http_server() -> None:
     registry = CollectorRegistry()
     ShimMetrics(registry).requests.labels(PRO, "503", "unavailable").inc(2)
