@@ -99,9 +99,11 @@ class RedactingRenderer:
 
     def __init__(self, renderer: Callable[[Any, str, MutableMapping[str, Any]], Any]) -> None:
         self._render = renderer
+        # The console renderer pops keys from the dict it renders; the JSON one leaves it whole.
+        self._copy_first = not isinstance(renderer, structlog.processors.JSONRenderer)
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
-        snapshot = dict(event_dict)  # the console renderer pops keys from the dict it renders
+        snapshot = dict(event_dict) if self._copy_first else event_dict
         line = self._render(logger, method, event_dict)
         if not _line_may_hold_secret(line if isinstance(line, str) else str(line)):
             return line
