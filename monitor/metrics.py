@@ -1,4 +1,7 @@
-"""The shim's Prometheus metrics: every name, label and bucket in one place (a public contract)."""
+"""Prometheus metrics of the shim, the generator and the daemon (a public contract).
+
+The shim's per-call names, labels and buckets are in monitor.shim_metrics, next to the code that fills them.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,9 @@ from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-# Generation takes 10-30 s at 1K and can pass 80 s at 4K under load; buckets reach 600 s.
-DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600)
+from monitor.shim_metrics import ClientShimMetrics, FoldedShimMetrics, multiprocess_mode
 
-REQUESTS_TOTAL = "nbmon_requests"
-REQUEST_DURATION = "nbmon_request_duration_seconds"
-GENERATIONS_TOTAL = "nbmon_generations"
-IMAGES_TOTAL = "nbmon_images"
-COST_TOTAL = "nbmon_estimated_cost_usd"
-TOKENS_TOTAL = "nbmon_tokens"
-BLOCKS_TOTAL = "nbmon_blocks"
 INTERNAL_ERRORS_TOTAL = "nbmon_internal_errors"
-GENERATION_DURATION = "nbmon_generation_duration_seconds"
 RETRIES_TOTAL = "nbmon_retries"
 RETRY_WAIT_TOTAL = "nbmon_retry_wait_seconds"
 FALLBACKS_TOTAL = "nbmon_fallbacks"
@@ -41,60 +35,20 @@ def _per_registry(cls: type[_T], registry: CollectorRegistry | None) -> _T:
 
 
 class ShimMetrics:
-    """All shim metrics registered on one registry. Use `for_registry` to share per registry."""
+    """All shim metrics on one registry. Use `for_registry` to share one instance per registry.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            REQUESTS_TOTAL,
-            "HTTP attempts to the Gemini API, SDK retries included, by HTTP code and error class.",
-            ["model", "code", "error_class"],
-            registry=registry,
-        )
-        self.request_duration = Histogram(
-            REQUEST_DURATION,
-            "Duration of one HTTP attempt (streams: until the last chunk).",
-            ["model", "error_class"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.generations = Counter(
-            GENERATIONS_TOTAL,
-            "Logical generate calls, counted once after the SDK's own retries.",
-            ["model", "error_class"],
-            registry=registry,
-        )
-        self.generation_duration = Histogram(
-            GENERATION_DURATION,
-            "Duration of one logical generate call, SDK retries and waits included.",
-            ["model", "error_class"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.images = Counter(
-            IMAGES_TOTAL,
-            "Images returned; kind is final (billed) or thought (interim, not billed).",
-            ["model", "image_size", "kind"],
-            registry=registry,
-        )
-        self.cost = Counter(
-            COST_TOTAL,
-            "Estimated spend in USD: final images times the configured price; failures are not billed.",
-            ["model", "image_size"],
-            registry=registry,
-        )
-        self.tokens = Counter(
-            TOKENS_TOTAL,
-            "Tokens from usageMetadata; type is input, output or thoughts.",
-            ["model", "type"],
-            registry=registry,
-        )
-        self.blocks = Counter(
-            BLOCKS_TOTAL,
-            "Content blocks; stage is input (promptFeedback) or output (finishReason).",
-            ["model", "stage", "reason"],
-            registry=registry,
-        )
-        self.internal_errors = Counter(
+    The hot path is `record_attempt` and `record_generation`, bound to the sink chosen here: folded
+    (one lock per call, families built at scrape time) unless prometheus_client runs in multiprocess
+    mode, or `folded` says otherwise. The exposition is the same either way.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, folded: bool | None = None) -> None:
+        use_folded = not multiprocess_mode() if folded is None else folded
+        sink = FoldedShimMetrics(registry) if use_folded else ClientShimMetrics(registry)
+        self.folded = use_folded
+        self.record_attempt = sink.record_attempt
+        self.record_generation = sink.record_generation
+        self.internal_errors = Counter(  # off the hot path: a plain Counter
             INTERNAL_ERRORS_TOTAL,
             "Errors inside nbmon's own telemetry code, swallowed so the app is never affected.",
             ["component"],
@@ -102,9 +56,17 @@ class ShimMetrics:
         )
 
     @classmethod
-    def for_registry(cls, registry: CollectorRegistry | None = None) -> ShimMetrics:
-        """One instance per registry, so instrument/uninstrument/instrument never re-registers."""
-        return _per_registry(cls, registry)
+    def for_registry(cls, registry: CollectorRegistry | None = None, *, folded: bool | None = None) -> ShimMetrics:
+        """One instance per registry, so instrument/uninstrument/instrument never re-registers.
+
+        The first call for a registry creates the instance, so `folded` counts only then.
+        """
+        registry = registry if registry is not None else REGISTRY
+        with _instances_lock:
+            per_type = _instances.setdefault(registry, {})
+            if cls not in per_type:
+                per_type[cls] = cls(registry, folded=folded)
+            return per_type[cls]  # type: ignore[no-any-return]
 
 
 class GeneratorMetrics:

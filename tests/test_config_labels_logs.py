@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import structlog
 
 from monitor import labels
 from monitor.config import DEFAULT_MODELS, ConfigError, ShimConfig, load_shim_config, shim_config_from_mapping
-from monitor.logs import REDACTED, configure_logging, redact_text
+from monitor.logs import REDACTED, UtcTimestamper, configure_logging, redact_text
 
 
 def test_default_prices_are_the_articles() -> None:
@@ -238,6 +240,61 @@ def test_a_line_without_secrets_is_rendered_once_and_unchanged() -> None:
     line = json.loads(stream.getvalue())
     assert (line["model"], line["big"], line["t"]) == ("gemini-3-pro-image-preview", 2**70, [1, 2])
     assert stream.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "now",
+    [1795766400.0, 1795766400.5, 1795766422.123456, 1795766459.9999996, 0.000001, 1795766399.999999],
+    ids=["whole-second", "half", "micro", "rounds-up-into-next-second", "epoch", "before-midnight"],
+)
+def test_timestamps_are_what_datetime_writes(now: float) -> None:
+    stamp = UtcTimestamper(clock=lambda: now)({}, "info", {})["timestamp"]
+    assert stamp == datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_timestamps_move_with_the_clock_across_seconds() -> None:
+    times = iter([100.25, 100.75, 101.5, 3700.0])
+    stamper = UtcTimestamper(clock=lambda: next(times))
+    stamps = [stamper({}, "info", {})["timestamp"] for _ in range(4)]
+    assert stamps == [
+        "1970-01-01T00:01:40.250000Z",
+        "1970-01-01T00:01:40.750000Z",
+        "1970-01-01T00:01:41.500000Z",
+        "1970-01-01T01:01:40.000000Z",
+    ]
+
+
+def test_timestamps_from_many_threads_are_all_consistent() -> None:
+    """Threads racing over second boundaries never pair one second's prefix with another's clock value."""
+    clock = threading.local()
+    stamper = UtcTimestamper(clock=lambda: clock.now)
+    wrong: list[tuple[float, str]] = []
+
+    def work(offset: float) -> None:
+        for i in range(2000):
+            clock.now = 1795766400 + (i % 7) + offset
+            stamp = stamper({}, "info", {})["timestamp"]
+            if stamp != datetime.fromtimestamp(clock.now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"):
+                wrong.append((clock.now, stamp))
+
+    threads = [threading.Thread(target=work, args=(k / 10,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_json_lines_carry_the_timestamp() -> None:
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    try:
+        structlog.get_logger("t").info("x")
+    finally:
+        structlog.reset_defaults()
+    stamp = json.loads(stream.getvalue())["timestamp"]
+    written = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - written).total_seconds()) < 60
 
 
 def test_bad_log_format_is_refused() -> None:

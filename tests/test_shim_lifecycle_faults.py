@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 import monitor
 from monitor import _safety
+from monitor.metrics import ShimMetrics
 from monitor.simulator import SimulatorServer
 from monitor.testing import InternalErrorCollector
 from tests.conftest import IMAGE_CONFIG, PRO, Shim
@@ -103,20 +104,32 @@ def test_span_pipeline_that_raises(
 
 
 @pytest.mark.telemetry_faults
+@pytest.mark.parametrize("folded", [False, True], ids=["prometheus_client-sink", "folded-sink"])
 def test_registry_broken_at_call_time(
     uninstrumented: None,
     gemini_sim: SimulatorServer,
     gclient: genai.Client,
     monkeypatch: pytest.MonkeyPatch,
     fail_on_swallowed_telemetry_errors: InternalErrorCollector,
+    folded: bool,
 ) -> None:
-    """prometheus_client itself fails (not our code): the app still gets the SDK's result and exception."""
-    monitor.instrument(registry=CollectorRegistry())
+    """The metrics sink fails on every call: the app still gets the SDK's result and exception.
 
-    def broken(self: object, amount: float = 1) -> None:
+    The prometheus_client sink (multiprocess mode) breaks inside prometheus_client's own Counter; the
+    folded sink's record methods raise.
+    """
+    registry = CollectorRegistry()
+    metrics = ShimMetrics.for_registry(registry, folded=folded)  # instrument() reuses this instance
+    monitor.instrument(registry=registry)
+
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("registry broken")
 
-    monkeypatch.setattr(prometheus_client.metrics.Counter, "inc", broken)
+    if folded:
+        monkeypatch.setattr(metrics, "record_attempt", broken)
+        monkeypatch.setattr(metrics, "record_generation", broken)
+    else:
+        monkeypatch.setattr(prometheus_client.metrics.Counter, "inc", broken)
     assert type(_call(gclient)) is types.GenerateContentResponse
     gemini_sim.set_profile("fixed:overloaded")
     with pytest.raises(errors.ServerError) as caught:

@@ -63,16 +63,6 @@ class Recorder:
         self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
         self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
         self._specs = {m.id: m for m in config.models}
-        # prometheus_client's labels() validates and locks on every call; children never change,
-        # so they are looked up once per label combination and kept.
-        self._children: dict[tuple[object, ...], Any] = {}
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        key = (id(metric), *values)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*values)
-        return child
 
     def _count_internal(self, component: str) -> None:
         self._metrics.internal_errors.labels(component).inc()
@@ -184,8 +174,7 @@ class Recorder:
     def _record_attempt(self, call: Call, outcome: Outcome, started: float, end: float) -> None:
         call.attempts += 1
         cls = outcome.error_class.value
-        self._child(self._metrics.requests, call.model_label, outcome.code_label, cls).inc()
-        self._child(self._metrics.request_duration, call.model_label, cls).observe(end - started)
+        self._metrics.record_attempt(call.model_label, outcome.code_label, cls, end - started)
         if not call.span.is_recording():
             return
         event: dict[str, Any] = {semconv.EVENT_ATTEMPT: call.attempts, semconv.NBMON_ERROR_CLASS: cls}
@@ -196,30 +185,28 @@ class Recorder:
         call.span.add_event(semconv.ATTEMPT_EVENT, event)
 
     def _record_generation(self, call: Call, outcome: Outcome, elapsed: float) -> None:
-        m, model, summary, info = self._metrics, call.model_label, call.summary, call.info
+        summary, info = call.summary, call.info
         cls = outcome.error_class.value
-        self._child(m.generations, model, cls).inc()
-        self._child(m.generation_duration, model, cls).observe(elapsed)
         final, thought = summary.final_images, summary.thought_images
         cost = 0.0
         if final:
-            self._child(m.images, model, info.image_size, "final").inc(final)
             spec = self._specs.get(info.model) if info.model else None
             price = spec.price(info.image_size) if spec is not None else None
             if price is not None:
                 cost = final * price
-                self._child(m.cost, model, info.image_size).inc(cost)
-        if thought:
-            self._child(m.images, model, info.image_size, "thought").inc(thought)
-        for kind, value in (
-            ("input", summary.input_tokens),
-            ("output", summary.output_tokens),
-            ("thoughts", summary.thoughts_tokens),
-        ):
-            if value:
-                self._child(m.tokens, model, kind).inc(value)
+        block = None
         if outcome.block_stage is not None and outcome.reason is not None:
-            self._child(m.blocks, model, outcome.block_stage, self._reason_label(outcome.reason)).inc()
+            block = (outcome.block_stage, self._reason_label(outcome.reason))
+        self._metrics.record_generation(
+            call.model_label,
+            cls,
+            elapsed,
+            info.image_size,
+            (final, thought),
+            cost,
+            (summary.input_tokens or 0, summary.output_tokens or 0, summary.thoughts_tokens or 0),
+            block,
+        )
         self._end_span(call, outcome, final, thought, cost)
         self._log_call(call, outcome, cls, elapsed, final, thought, cost)
 

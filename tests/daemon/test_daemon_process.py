@@ -23,6 +23,12 @@ PRO = "gemini-3-pro-image-preview"
 TOKEN = "test-admin-token-0123456789"
 
 
+def attempts(metrics: ShimMetrics, model: str, code: str, error_class: str, n: int = 1) -> None:
+    """n HTTP attempts through the shim's own hot-path API."""
+    for _ in range(n):
+        metrics.record_attempt(model, code, error_class, 0.5)
+
+
 class AppMetrics:
     """An app's /metrics with nbmon_requests_total driven by the test: a share of 503s per tick."""
 
@@ -39,8 +45,8 @@ class AppMetrics:
     def _tick(self) -> None:
         while not self._stop.wait(0.05):
             failed = round(10 * self.share_503)
-            self.metrics.requests.labels(PRO, "503", "overloaded").inc(failed)
-            self.metrics.requests.labels(PRO, "200", "ok").inc(10 - failed)
+            attempts(self.metrics, PRO, "503", "overloaded", failed)
+            attempts(self.metrics, PRO, "200", "ok", 10 - failed)
 
     def close(self) -> None:
         self._stop.set()

@@ -17,13 +17,19 @@ PRO = "gemini-3-pro-image-preview"
 FLASH = "gemini-2.5-flash-image"
 
 
+def attempts(metrics: ShimMetrics, model: str, code: str, error_class: str, n: int = 1) -> None:
+    """n HTTP attempts through the shim's own hot-path API."""
+    for _ in range(n):
+        metrics.record_attempt(model, code, error_class, 0.5)
+
+
 def test_registry_values_round_trip() -> None:
     registry = CollectorRegistry()
     metrics = ShimMetrics(registry)
-    metrics.requests.labels(PRO, "200", "ok").inc(7)
-    metrics.requests.labels(PRO, "503", "unavailable").inc(3)
-    metrics.requests.labels(FLASH, "429", "rate_limited").inc(0.5)
-    metrics.generations.labels(PRO, "ok").inc(99)  # another counter on the same registry: ignored
+    attempts(metrics, PRO, "200", "ok", 7)
+    attempts(metrics, PRO, "503", "unavailable", 3)
+    attempts(metrics, FLASH, "429", "rate_limited", 2)
+    metrics.record_generation(PRO, "ok", 1.0, "1K", (1, 0), 0.1, (1, 1, 1), None)  # other counters: ignored
     source = InProcessSource(registry, clock=lambda: 42.0)
     reading = source.read()
     assert reading.ok
@@ -31,9 +37,9 @@ def test_registry_values_round_trip() -> None:
     assert dict(reading.values) == {
         Series(PRO, "200", "ok"): 7.0,
         Series(PRO, "503", "unavailable"): 3.0,
-        Series(FLASH, "429", "rate_limited"): 0.5,
+        Series(FLASH, "429", "rate_limited"): 2.0,
     }
-    metrics.requests.labels(PRO, "503", "unavailable").inc()
+    attempts(metrics, PRO, "503", "unavailable")
     assert source.read().values[Series(PRO, "503", "unavailable")] == 4.0
     assert source.status()["inprocess"].last_success_at == 42.0
 
@@ -59,7 +65,7 @@ class _Broken(Collector):
 
 def test_a_broken_collector_is_a_failed_read_counted_and_logged_once() -> None:
     registry = CollectorRegistry()
-    ShimMetrics(registry).requests.labels(PRO, "200", "ok").inc()
+    attempts(ShimMetrics(registry), PRO, "200", "ok")
     registry.register(_Broken())
     errors: list[tuple[str, str]] = []
     source = InProcessSource(registry, on_error=lambda target, reason: errors.append((target, reason)))

@@ -35,6 +35,12 @@ UNAVAILABLE = Series(PRO, "503", "unavailable")
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+def attempts(metrics: ShimMetrics, model: str, code: str, error_class: str, n: int = 1) -> None:
+    """n HTTP attempts through the shim's own hot-path API."""
+    for _ in range(n):
+        metrics.record_attempt(model, code, error_class, 0.5)
+
+
 # --- servers ----------------------------------------------------------------------------------------------
 
 
@@ -170,11 +176,11 @@ def sample(series: Series, value: float) -> str:
 
 def test_sums_two_real_targets_per_series(apps: list[App]) -> None:
     first, second = apps
-    first.metrics.requests.labels(PRO, "200", "ok").inc(7)
-    first.metrics.requests.labels(PRO, "503", "unavailable").inc(3)
-    second.metrics.requests.labels(PRO, "200", "ok").inc(5)
-    second.metrics.requests.labels(FLASH, "429", "rate_limited").inc(2)
-    second.metrics.generations.labels(PRO, "ok").inc(100)  # another metric: ignored
+    attempts(first.metrics, PRO, "200", "ok", 7)
+    attempts(first.metrics, PRO, "503", "unavailable", 3)
+    attempts(second.metrics, PRO, "200", "ok", 5)
+    attempts(second.metrics, FLASH, "429", "rate_limited", 2)
+    second.metrics.record_generation(PRO, "ok", 1.0, "1K", (0, 0), 0.0, (0, 0, 0), None)  # another metric: ignored
     times = iter([10.0, 11.0, 12.0])
     with ScrapeSource([first.url, second.url], clock=lambda: next(times)) as source:
         reading = source.read()
@@ -196,7 +202,7 @@ def test_an_http_proxy_in_the_environment_is_not_used(apps: list[App], monkeypat
         monkeypatch.setenv(name, proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    apps[0].metrics.requests.labels(PRO, "200", "ok").inc(4)
+    attempts(apps[0].metrics, PRO, "200", "ok", 4)
     with ScrapeSource([apps[0].url]) as source:
         reading = source.read()
     assert reading.ok, reading.error
@@ -205,7 +211,7 @@ def test_an_http_proxy_in_the_environment_is_not_used(apps: list[App], monkeypat
 
 def test_reads_prometheus_client_start_http_server() -> None:
     registry = CollectorRegistry()
-    ShimMetrics(registry).requests.labels(PRO, "503", "unavailable").inc(2)
+    attempts(ShimMetrics(registry), PRO, "503", "unavailable", 2)
     httpd, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     try:
         with ScrapeSource([f"http://127.0.0.1:{httpd.server_address[1]}/metrics"]) as source:
@@ -226,16 +232,15 @@ def test_satisfies_the_counter_source_protocol(apps: list[App]) -> None:
 
 
 def test_counter_increase_is_seen_on_the_next_read(apps: list[App]) -> None:
-    counter = apps[0].metrics.requests.labels(PRO, "503", "unavailable")
-    counter.inc()
+    attempts(apps[0].metrics, PRO, "503", "unavailable")
     with ScrapeSource([apps[0].url]) as source:
         assert source.read().values[UNAVAILABLE] == 1.0
-        counter.inc(4)
+        attempts(apps[0].metrics, PRO, "503", "unavailable", 4)
         assert source.read().values[UNAVAILABLE] == 5.0
 
 
 def test_refused_target_gives_a_partial_read_and_counts_connect(apps: list[App]) -> None:
-    apps[0].metrics.requests.labels(PRO, "200", "ok").inc(4)
+    attempts(apps[0].metrics, PRO, "200", "ok", 4)
     down = refused_url()
     errors = Errors()
     with ScrapeSource([apps[0].url, down], on_error=errors) as source:
@@ -265,7 +270,7 @@ def test_all_targets_down_is_a_failed_read() -> None:
 
 
 def test_openmetrics_answer_is_accepted(apps: list[App], fake: FakeTarget) -> None:
-    apps[0].metrics.requests.labels(PRO, "503", "unavailable").inc(9)
+    attempts(apps[0].metrics, PRO, "503", "unavailable", 9)
     body = openmetrics_text(apps[0].registry)
     assert body.endswith(b"# EOF\n")
     assert b"nbmon_requests_created" in body
@@ -304,7 +309,7 @@ def test_sends_an_accept_header_preferring_the_text_format(fake: FakeTarget) -> 
     ids=["500", "404", "html", "html-as-text", "truncated", "cut-labels", "binary", "nul-bytes", "json"],
 )
 def test_broken_target_is_counted_by_reason(fake: FakeTarget, apps: list[App], route: Route, reason: str) -> None:
-    apps[0].metrics.requests.labels(PRO, "200", "ok").inc()
+    attempts(apps[0].metrics, PRO, "200", "ok")
     fake.routes["/bad"] = route
     errors = Errors()
     with ScrapeSource([apps[0].url, fake.url("/bad")], on_error=errors) as source:
@@ -348,7 +353,7 @@ def test_default_limit_is_20_mb(fake: FakeTarget) -> None:
 
 def test_random_bytes_and_truncations_never_crash(fake: FakeTarget, apps: list[App]) -> None:
     for code in ("200", "429", "500", "503"):
-        apps[0].metrics.requests.labels(PRO, code, "x").inc()
+        attempts(apps[0].metrics, PRO, code, "x")
     good = generate_latest(apps[0].registry)
     rng = random.Random(4)
     bodies = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) for _ in range(15)]
@@ -366,7 +371,7 @@ def test_random_bytes_and_truncations_never_crash(fake: FakeTarget, apps: list[A
 
 def test_parse_exposition_raises_only_exposition_error() -> None:
     registry = CollectorRegistry()
-    ShimMetrics(registry).requests.labels(PRO, "503", "unavailable").inc(2)
+    attempts(ShimMetrics(registry), PRO, "503", "unavailable", 2)
     texts = [generate_latest(registry).decode(), openmetrics_text(registry).decode()]
     rng = random.Random(9)
     for _ in range(2000):
@@ -500,7 +505,7 @@ def test_a_failing_on_error_callback_does_not_break_the_read() -> None:
 
 
 def test_uses_an_injected_client_and_leaves_it_open(apps: list[App]) -> None:
-    apps[0].metrics.requests.labels(PRO, "200", "ok").inc()
+    attempts(apps[0].metrics, PRO, "200", "ok")
     with httpx.Client() as client:
         with ScrapeSource([apps[0].url], http_client=client) as source:
             assert dict(source.read().values) == {OK: 1.0}

@@ -1,0 +1,164 @@
+"""The folded sink exposes exactly what prometheus_client's own objects would; multiprocess mode uses the latter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import prometheus_client
+import pytest
+from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+
+from monitor.metrics import ShimMetrics
+from monitor.shim_metrics import DURATION_BUCKETS, ClientShimMetrics, FoldedShimMetrics
+from monitor.simulator import SimulatorServer
+from tests.conftest import PRO
+
+FLASH = "gemini-2.5-flash-image"
+# Durations on, just under and just over bucket bounds, zero, negative, past the last bound.
+DURATIONS = (0.0, -1.0, 0.1, 0.10000001, 1, 2.5, 30, 599.999, 600, 601, 1e9, *DURATION_BUCKETS)
+
+
+def drive(sink: FoldedShimMetrics | ClientShimMetrics) -> None:
+    for i, seconds in enumerate(DURATIONS):
+        model = (PRO, FLASH, "other")[i % 3]
+        code, error_class = ("200", "503", "none", "429")[i % 4], ("ok", "overloaded", "timeout")[i % 3]
+        sink.record_attempt(model, code, error_class, seconds)
+        sink.record_generation(
+            model,
+            ("ok", "no_image", "safety_block")[i % 3],
+            seconds,
+            ("1K", "2K", "other")[i % 3],
+            (i % 2, i % 3),  # zeros are not counted
+            0.134 * (i % 2),
+            (i, 0, 3 * i),
+            ("output", "IMAGE_SAFETY") if i % 3 == 2 else None,
+        )
+
+
+def without_created(text: bytes) -> list[str]:
+    return [line for line in text.decode().splitlines() if "_created" not in line]
+
+
+def created_series(text: bytes) -> list[str]:
+    return [line.rsplit(" ", 1)[0] for line in text.decode().splitlines() if "_created" in line]
+
+
+@pytest.fixture
+def both() -> tuple[CollectorRegistry, CollectorRegistry]:
+    folded, client = CollectorRegistry(), CollectorRegistry()
+    drive(FoldedShimMetrics(folded))
+    drive(ClientShimMetrics(client))
+    return folded, client
+
+
+@pytest.mark.parametrize("render", [generate_latest, openmetrics_latest], ids=["prometheus-text", "openmetrics"])
+def test_the_folded_sink_exposes_the_same_text_as_prometheus_client(
+    both: tuple[CollectorRegistry, CollectorRegistry], render: object
+) -> None:
+    folded, client = (render(r) for r in both)  # type: ignore[operator]
+    assert b"nbmon_requests_total" in folded and b'le="+Inf"' in folded
+    assert without_created(folded) == without_created(client)
+    # _created carries a creation time, different by nature; the same series carry one.
+    assert created_series(folded) == created_series(client) != []
+
+
+@pytest.fixture
+def created_off() -> Iterator[None]:
+    prometheus_client.disable_created_metrics()
+    yield
+    prometheus_client.enable_created_metrics()
+
+
+def test_disable_created_metrics_is_followed(created_off: None) -> None:
+    registry = CollectorRegistry()
+    drive(FoldedShimMetrics(registry))
+    text = generate_latest(registry)
+    assert b"nbmon_generations_total" in text and b"_created" not in text
+
+
+def test_bucket_of_a_value_on_a_bound_is_that_bound() -> None:
+    registry = CollectorRegistry()
+    FoldedShimMetrics(registry).record_attempt(PRO, "200", "ok", 0.5)
+    value = registry.get_sample_value
+    labels = {"model": PRO, "error_class": "ok"}
+    assert value("nbmon_request_duration_seconds_bucket", {**labels, "le": "0.25"}) == 0.0
+    assert value("nbmon_request_duration_seconds_bucket", {**labels, "le": "0.5"}) == 1.0
+    assert value("nbmon_request_duration_seconds_bucket", {**labels, "le": "+Inf"}) == 1.0
+    assert value("nbmon_request_duration_seconds_sum", labels) == 0.5
+
+
+def test_concurrent_calls_lose_nothing() -> None:
+    registry = CollectorRegistry()
+    sink = FoldedShimMetrics(registry)
+    threads, calls = 8, 2000
+
+    def work() -> None:
+        for _ in range(calls):
+            sink.record_attempt(PRO, "200", "ok", 1.0)
+            sink.record_generation(PRO, "ok", 1.0, "1K", (1, 2), 0.134, (14, 1120, 210), None)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    n = threads * calls
+    value = registry.get_sample_value
+    assert value("nbmon_requests_total", {"model": PRO, "code": "200", "error_class": "ok"}) == n
+    assert value("nbmon_generation_duration_seconds_count", {"model": PRO, "error_class": "ok"}) == n
+    assert value("nbmon_images_total", {"model": PRO, "image_size": "1K", "kind": "thought"}) == 2 * n
+    assert value("nbmon_tokens_total", {"model": PRO, "type": "output"}) == 1120 * n
+    assert value("nbmon_estimated_cost_usd_total", {"model": PRO, "image_size": "1K"}) == pytest.approx(0.134 * n)
+
+
+def test_a_registry_that_has_one_of_our_names_refuses_the_whole_sink() -> None:
+    registry = CollectorRegistry()
+    Counter("nbmon_generations", "someone else's", registry=registry)
+    with pytest.raises(ValueError, match="nbmon_generations"):
+        FoldedShimMetrics(registry)
+    assert [family.name for family in registry.collect()] == ["nbmon_generations"]
+
+
+def test_default_is_folded_and_multiprocess_mode_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ShimMetrics(CollectorRegistry()).folded
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent")
+    assert not ShimMetrics(CollectorRegistry()).folded
+    assert ShimMetrics(CollectorRegistry(), folded=True).folded
+
+
+# Runs in a fresh interpreter: prometheus_client picks its multiprocess value class at import.
+_APP = """
+import sys
+from google import genai
+from google.genai import types
+import monitor
+assert monitor.instrument()
+client = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=sys.argv[1]))
+config = {"response_modalities": ["TEXT", "IMAGE"]}
+for _ in range(3):
+    client.models.generate_content(model="gemini-3-pro-image-preview", contents="x", config=config)
+"""
+
+
+def test_multiprocess_mode_counts_through_prometheus_clients_files(tmp_path: Path) -> None:
+    """A gunicorn-style app: two worker processes, one MultiProcessCollector sums their files."""
+    with SimulatorServer() as sim:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "NO_PROXY": "127.0.0.1"}
+        for _ in range(2):
+            done = subprocess.run(
+                [sys.executable, "-c", _APP, sim.url], env=env, capture_output=True, text=True, check=False
+            )
+            assert done.returncode == 0, done.stderr[-2000:]
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    value = registry.get_sample_value
+    assert value("nbmon_requests_total", {"model": PRO, "code": "200", "error_class": "ok"}) == 6
+    assert value("nbmon_generations_total", {"model": PRO, "error_class": "ok"}) == 6
+    assert value("nbmon_request_duration_seconds_count", {"model": PRO, "error_class": "ok"}) == 6
+    assert value("nbmon_images_total", {"model": PRO, "image_size": "1K", "kind": "final"}) == 6
