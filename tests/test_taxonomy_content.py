@@ -150,11 +150,11 @@ def test_text_only_call_is_ok() -> None:
 def test_image_counting_last_non_thought_is_final() -> None:
     summary = ContentSummary()
     summary.add_response(response([image(True), image(True), image()]))
-    assert (summary.final_images, summary.thought_images) == (1, 2)
+    assert (summary.final_images, summary.thought_images) == summary.image_counts() == (1, 2)
     # an interim image without the thought flag is still not billed: only the last one is final
     summary = ContentSummary()
     summary.add_response(response([image(), image()]))
-    assert (summary.final_images, summary.thought_images) == (1, 1)
+    assert (summary.final_images, summary.thought_images) == summary.image_counts() == (1, 1)
 
 
 def test_stream_chunks_merge() -> None:
@@ -166,7 +166,7 @@ def test_stream_chunks_merge() -> None:
             [], "STOP", usageMetadata={"promptTokenCount": 5, "candidatesTokenCount": 1120, "thoughtsTokenCount": 9}
         )
     )
-    assert (summary.final_images, summary.thought_images) == (1, 1)
+    assert (summary.final_images, summary.thought_images) == summary.image_counts() == (1, 1)
     assert (summary.input_tokens, summary.output_tokens, summary.thoughts_tokens) == (5, 1120, 9)
     assert summary.ordered_finish_reasons == ["STOP"]
 

@@ -36,6 +36,8 @@ class Call:
     stream: bool
     started: float
     span: Span
+    recording: bool  # span.is_recording(), fixed for the span's life: asked once
+    attach: bool  # a valid span context to make current (also when sampled out, for propagation)
     attempts: int = 0
     pending_start: float | None = None  # an HTTP 200 attempt whose class depends on the content
     last_error: BaseException | None = None
@@ -63,6 +65,7 @@ class Recorder:
         self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
         self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
         self._specs = {m.id: m for m in config.models}
+        self._prices: dict[tuple[str | None, str], float | None] = {}  # (model, image size) -> USD per image
 
     def _count_internal(self, component: str) -> None:
         self._metrics.internal_errors.labels(component).inc()
@@ -94,7 +97,8 @@ class Recorder:
                 attributes[semconv.NBMON_PROMPT] = info.prompt
             name = f"{semconv.OPERATION} {info.model}" if info.model else semconv.OPERATION
             span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-            return Call(info, self._model_label(info.model), stream, self._clock(), span)
+            recording, attach = span.is_recording(), span.get_span_context().is_valid
+            return Call(info, self._model_label(info.model), stream, self._clock(), span, recording, attach)
         except Exception as error:  # noqa: BLE001 - telemetry never reaches the app
             self._internal_error("shim.start", error)
             return None
@@ -173,9 +177,9 @@ class Recorder:
 
     def _record_attempt(self, call: Call, outcome: Outcome, started: float, end: float) -> None:
         call.attempts += 1
-        cls = outcome.error_class.value
+        cls = outcome.error_class._value_  # `.value` is a Python-level descriptor; _value_ the plain attribute
         self._metrics.record_attempt(call.model_label, outcome.code_label, cls, end - started)
-        if not call.span.is_recording():
+        if not call.recording:
             return
         event: dict[str, Any] = {semconv.EVENT_ATTEMPT: call.attempts, semconv.NBMON_ERROR_CLASS: cls}
         if outcome.http_code is not None:
@@ -184,14 +188,23 @@ class Recorder:
             event[semconv.NBMON_RETRY_AFTER] = outcome.retry_after_s
         call.span.add_event(semconv.ATTEMPT_EVENT, event)
 
+    def _price(self, model: str | None, image_size: str) -> float | None:
+        key = (model, image_size)
+        if key in self._prices:
+            return self._prices[key]
+        spec = self._specs.get(model) if model else None
+        price = spec.price(image_size) if spec is not None else None
+        if len(self._prices) < 256:  # configured models times sizes, plus a few strays
+            self._prices[key] = price
+        return price
+
     def _record_generation(self, call: Call, outcome: Outcome, elapsed: float) -> None:
         summary, info = call.summary, call.info
-        cls = outcome.error_class.value
-        final, thought = summary.final_images, summary.thought_images
+        cls = outcome.error_class._value_
+        final, thought = summary.image_counts()
         cost = 0.0
         if final:
-            spec = self._specs.get(info.model) if info.model else None
-            price = spec.price(info.image_size) if spec is not None else None
+            price = self._price(info.model, info.image_size)
             if price is not None:
                 cost = final * price
         block = None
@@ -211,8 +224,8 @@ class Recorder:
         self._log_call(call, outcome, cls, elapsed, final, thought, cost)
 
     def _end_span(self, call: Call, outcome: Outcome, final: int, thought: int, cost: float) -> None:
-        span, summary, cls = call.span, call.summary, outcome.error_class.value
-        if not span.is_recording():  # no SDK, or not sampled: skip building attributes
+        span, summary, cls = call.span, call.summary, outcome.error_class._value_
+        if not call.recording:  # no SDK, or not sampled: skip building attributes
             span.end()
             return
         attrs: dict[str, Any] = {
@@ -247,8 +260,9 @@ class Recorder:
     def _log_call(
         self, call: Call, outcome: Outcome, cls: str, elapsed: float, final: int, thought: int, cost: float
     ) -> None:
+        info = call.info
         fields: dict[str, Any] = {
-            "model": call.info.model,
+            "model": info.model,
             "error_class": cls,
             "code": outcome.code_label,
             "attempts": call.attempts,
@@ -256,19 +270,24 @@ class Recorder:
             "stream": call.stream,
             "final_images": final,
             "thought_images": thought,
-            "image_size": call.info.image_size,
+            "image_size": info.image_size,
             "cost_usd": cost,
         }
-        optional = {
-            "grpc_status": outcome.grpc_status,
-            "reason": outcome.reason,
-            "block_stage": outcome.block_stage,
-            "quota_id": outcome.quota_id,
-            "retry_after_s": outcome.retry_after_s,
-            "response_model": call.summary.model_version,
-            "prompt": call.info.prompt,
-        }
-        fields.update({k: v for k, v in optional.items() if v is not None})
+        # Only what is there; a test per field rather than a dict of optionals filtered in a second pass.
+        if outcome.grpc_status is not None:
+            fields["grpc_status"] = outcome.grpc_status
+        if outcome.reason is not None:
+            fields["reason"] = outcome.reason
+        if outcome.block_stage is not None:
+            fields["block_stage"] = outcome.block_stage
+        if outcome.quota and outcome.quota_id is not None:
+            fields["quota_id"] = outcome.quota_id
+        if outcome.retry_after_s is not None:
+            fields["retry_after_s"] = outcome.retry_after_s
+        if call.summary.model_version is not None:
+            fields["response_model"] = call.summary.model_version
+        if info.prompt is not None:
+            fields["prompt"] = info.prompt
         if outcome.error_class is ErrorClass.OK:
             self._log.info("genai.generation", **fields)
         else:

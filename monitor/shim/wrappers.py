@@ -25,10 +25,10 @@ _Tokens = tuple[contextvars.Token[Call | None], object]
 
 def _activate(call: Call) -> _Tokens:
     token = CURRENT_CALL.set(call)
+    if not call.attach:
+        # No OTel SDK and no current span: attaching would change nothing and costs a context switch.
+        return token, None
     try:
-        if not call.span.get_span_context().is_valid:
-            # No OTel SDK and no current span: attaching would change nothing and costs a context switch.
-            return token, None
         return token, otel_context.attach(trace.set_span_in_context(call.span))
     except Exception:  # noqa: BLE001 - OTel must not raise, but if it did the app's call still goes through
         return token, None

@@ -32,6 +32,15 @@ class ContentSummary:
     model_version: str | None = None
     response_id: str | None = None
 
+    def image_counts(self) -> tuple[int, int]:
+        """(final, thought) in one pass over the candidates."""
+        final = total = 0
+        for candidate in self.images.values():
+            total += candidate.total
+            if candidate.non_thought > 0:
+                final += 1
+        return final, total - final
+
     @property
     def final_images(self) -> int:
         # The LAST non-thought image of a candidate is the final one; earlier ones are interim.
