@@ -76,6 +76,43 @@ def time_per_call(call: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+class MethodSwap:
+    """Turns an instrumentation on and off by swapping the class attributes it patches.
+
+    instrument()/uninstrument() rebuild wrappers, recorders and caches each time; toggled around every
+    call they would time set-up, not per-call work. This runs instrument() once, notes what it replaced,
+    and then swaps those attributes, which is all that instrument() and uninstrument() change in the SDK.
+    """
+
+    def __init__(self, classes: list[type], instrument: Callable[[], object], uninstrument: Callable[[], object]):
+        before = {(cls, name): value for cls in classes for name, value in vars(cls).items()}
+        instrument()
+        after = {(cls, name): value for cls in classes for name, value in vars(cls).items()}
+        changed = [key for key, value in after.items() if before.get(key) is not value]
+        self.patched = [(cls, name, after[(cls, name)]) for cls, name in changed]
+        self.originals = [(cls, name, before.get((cls, name))) for cls, name, _ in self.patched]
+        self._uninstrument = uninstrument
+        if not self.patched:
+            uninstrument()
+            raise SystemExit("instrument() patched nothing: the figures would measure a bare call")
+        self.off()
+
+    def on(self) -> None:
+        for cls, name, value in self.patched:
+            setattr(cls, name, value)
+
+    def off(self) -> None:
+        for cls, name, value in self.originals:
+            if value is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, value)
+
+    def close(self) -> None:
+        self.on()  # uninstrument() restores from the instrumented state, as it expects
+        self._uninstrument()
+
+
 @dataclass
 class Paired:
     bare_s: float
@@ -83,6 +120,11 @@ class Paired:
     ratio: float  # median of per-pair ratios: each pair ran back to back, so drift cancels
     rounds: int
     min_ratio: float = 0.0  # fastest instrumented round over fastest bare round: what is left without interference
+
+
+def warm_up_calls(calls: int) -> int:
+    """Untimed calls paired_rounds makes on each side first (the instrumented ones count as instrumented)."""
+    return max(calls // 10, 3)
 
 
 def paired_rounds(
@@ -96,20 +138,29 @@ def paired_rounds(
     """Alternate bare and instrumented rounds (order flipped every pair) and compare within pairs.
 
     The instrumented side runs `instrumented_call` when given (else `call`) between on() and off().
+    Short rounds (down to one call) with many pairs: this VM's speed drifts by up to 2x over tenths of
+    a second, and only a pair timed within a few milliseconds sees the same machine on both sides.
     """
     measured = instrumented_call or call
-    for _ in range(max(calls // 10, 3)):
+    warm_up = warm_up_calls(calls)
+    on()
+    for _ in range(warm_up):
+        measured()
+    off()
+    for _ in range(warm_up):
         call()
     bare: list[float] = []
     inst: list[float] = []
     for i in range(rounds):
         for instrumented in (i % 2 == 0, i % 2 != 0):
+            # Both sides set their state right before timing, so both start after the same kind of switch.
             if instrumented:
                 on()
                 inst.append(time_per_call(measured, calls))
-                off()
             else:
+                off()
                 bare.append(time_per_call(call, calls))
+    off()
     ratios = [i / b for i, b in zip(inst, bare, strict=True)]
     median_ratio = statistics.median(ratios)
     return Paired(statistics.median(bare), statistics.median(inst), median_ratio, rounds, min(inst) / min(bare))

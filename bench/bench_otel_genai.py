@@ -7,8 +7,9 @@ newest google-genai 2.x, not in the project's .venv. `make bench` builds it; by 
     bench/.venv-otel/bin/pip install -r bench/requirements-otel.txt
     bench/.venv-otel/bin/python bench/bench_otel_genai.py
 
-Same method as bench_shim.py: bare and instrumented rounds alternate, instrument() before and
-uninstrument() after each instrumented round, and the ratio is the median of per-pair ratios.
+Same method as bench_shim.py: bare and instrumented calls alternate one by one, the instrumentation
+switched by swapping the SDK methods its instrument() patched (MethodSwap), and the ratio is the
+median of per-pair ratios.
 Spans go through an SDK BatchSpanProcessor to an exporter that drops them, metrics into an SDK
 MeterProvider with an in-memory reader; message content capture stays off (its default).
 """
@@ -22,8 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import TABLE_HEADER, fake_client, image_call, paired_rounds, response_body, table_row
+from _common import (
+    TABLE_HEADER,
+    MethodSwap,
+    fake_client,
+    image_call,
+    paired_rounds,
+    response_body,
+    table_row,
+    warm_up_calls,
+)
 from google import genai
+from google.genai import _api_client, models
 from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
 from opentelemetry.instrumentation.google_genai import __version__ as instrumentation_version
 from opentelemetry.sdk.metrics import MeterProvider
@@ -82,8 +93,8 @@ def _expect_telemetry(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=15, help="bare/instrumented pairs (default 15)")
-    parser.add_argument("--calls", type=int, default=100, help="calls per round at ~50 KB (a fifth at ~1.5 MB)")
+    parser.add_argument("--rounds", type=int, default=400, help="bare/instrumented pairs at ~50 KB (half at ~1.5 MB)")
+    parser.add_argument("--calls", type=int, default=1, help="calls per round (default 1)")
     args = parser.parse_args()
     exporter = _DropExporter()
     provider = TracerProvider()
@@ -100,14 +111,14 @@ def main() -> int:
     off = instrumentor.uninstrument
     print(
         f"google-genai {genai.__version__}, opentelemetry-instrumentation-google-genai {instrumentation_version}, "
-        f"{args.rounds} paired rounds, per call (median)"
+        f"{args.rounds} paired rounds of {args.calls} call(s) (half at ~1.5 MB), per call (median)"
     )
     print(TABLE_HEADER)
     instrumented = 0
     for size_label, size in SIZES:
         client = fake_client(response_body(size))
         call = image_call(client)
-        calls = args.calls if size < 100_000 else max(args.calls // 5, 10)
+        rounds = args.rounds if size < 100_000 else max(args.rounds // 2, 5)
         # Before timing, one instrumented call must yield a span and a metric point: instrument() only
         # logs an error and does nothing when it rejects the installed google-genai (>=3).
         on()
@@ -115,9 +126,11 @@ def main() -> int:
         off()
         instrumented += 1
         _expect_telemetry(instrumented, exporter, reader, provider)
-        result = paired_rounds(call, on, off, args.rounds, calls)
-        # After: every instrumented call and no bare one made a span, so re-instrumenting per round works.
-        instrumented += args.rounds * calls
+        swap = MethodSwap([models.Models, models.AsyncModels, _api_client.BaseApiClient], on, off)
+        result = paired_rounds(call, swap.on, swap.off, rounds, args.calls)
+        swap.close()
+        # After: every instrumented call (warm-up included) and no bare one made a span.
+        instrumented += rounds * args.calls + warm_up_calls(args.calls)
         _expect_telemetry(instrumented, exporter, reader, provider)
         print(table_row(f"{size_label} OTel google-genai instr.", result))
     provider.shutdown()
