@@ -76,6 +76,9 @@ def time_per_call(call: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+_ABSENT = object()  # an attribute the class does not have (None is a value)
+
+
 class MethodSwap:
     """Turns an instrumentation on and off by swapping the class attributes it patches.
 
@@ -88,25 +91,29 @@ class MethodSwap:
         before = {(cls, name): value for cls in classes for name, value in vars(cls).items()}
         instrument()
         after = {(cls, name): value for cls in classes for name, value in vars(cls).items()}
-        changed = [key for key, value in after.items() if before.get(key) is not value]
-        self.patched = [(cls, name, after[(cls, name)]) for cls, name in changed]
-        self.originals = [(cls, name, before.get((cls, name))) for cls, name, _ in self.patched]
+        changed = [key for key in {**before, **after} if before.get(key, _ABSENT) is not after.get(key, _ABSENT)]
+        self.patched = [(cls, name, after.get((cls, name), _ABSENT)) for cls, name in changed]
+        self.originals = [(cls, name, before.get((cls, name), _ABSENT)) for cls, name in changed]
         self._uninstrument = uninstrument
         if not self.patched:
             uninstrument()
             raise SystemExit("instrument() patched nothing: the figures would measure a bare call")
         self.off()
 
-    def on(self) -> None:
-        for cls, name, value in self.patched:
-            setattr(cls, name, value)
-
-    def off(self) -> None:
-        for cls, name, value in self.originals:
-            if value is None:
-                delattr(cls, name)
+    @staticmethod
+    def _apply(state: list[tuple[type, str, object]]) -> None:
+        for cls, name, value in state:
+            if value is _ABSENT:
+                if name in vars(cls):
+                    delattr(cls, name)
             else:
                 setattr(cls, name, value)
+
+    def on(self) -> None:
+        self._apply(self.patched)
+
+    def off(self) -> None:
+        self._apply(self.originals)
 
     def close(self) -> None:
         self.on()  # uninstrument() restores from the instrumented state, as it expects

@@ -17,7 +17,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import structlog
-from _common import TABLE_HEADER, MethodSwap, fake_client, image_call, paired_rounds, response_body, table_row
+from _common import (
+    MODEL,
+    TABLE_HEADER,
+    MethodSwap,
+    fake_client,
+    image_call,
+    paired_rounds,
+    response_body,
+    table_row,
+    warm_up_calls,
+)
 from google import genai
 from google.genai import _api_client, models
 from opentelemetry.sdk.trace import TracerProvider
@@ -99,6 +109,12 @@ def main() -> int:
             swap = MethodSwap(PATCHED_CLASSES, instrument, monitor.uninstrument)
             result = paired_rounds(call, swap.on, swap.off, rounds, args.calls)
             swap.close()
+            # Every instrumented call (warm-up included) and no bare one was counted: the swap did switch.
+            counted = registry.get_sample_value("nbmon_generations_total", {"model": MODEL, "error_class": "ok"})
+            if counted != rounds * args.calls + warm_up_calls(args.calls):
+                raise SystemExit(
+                    f"expected {rounds * args.calls + warm_up_calls(args.calls)} calls counted, got {counted}"
+                )
             verdict = "within" if result.ratio <= BAR else "OVER"
             print(f"{table_row(f'{size_label} {setup_label}', result)}  {verdict} {BAR}")
         # Not nbmon's work: what the OTel SDK charges for a span like ours, with nbmon off.

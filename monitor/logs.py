@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -104,10 +105,16 @@ class UtcTimestamper:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._second: tuple[int, str] = (-1, "")  # one attribute, so a thread never sees half an update
+        self._second: tuple[float | None, str] = (None, "")  # one attribute: a thread never sees half an update
 
     def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        second, micro = divmod(round(self._clock() * 1_000_000), 1_000_000)  # rounds as datetime does
+        # Rounded as datetime.fromtimestamp does: half-even on the fraction, carried into the second.
+        fraction, second = math.modf(self._clock())
+        micro = round(fraction * 1_000_000)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        elif micro < 0:
+            second, micro = second - 1, micro + 1_000_000
         cached, prefix = self._second
         if second != cached:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

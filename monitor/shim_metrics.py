@@ -90,9 +90,9 @@ SPECS = (REQUESTS, REQUEST_DURATIONS, GENERATIONS, GENERATION_DURATIONS, IMAGES,
 
 
 def multiprocess_mode() -> bool:
-    """prometheus_client's own test (it also reads the legacy lower-case name)."""
+    """prometheus_client's own test (values.get_value_class): either name set, even empty."""
     legacy = "prometheus_multiproc_dir"
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get(legacy))
+    return "PROMETHEUS_MULTIPROC_DIR" in os.environ or legacy in os.environ
 
 
 def _created_series_on() -> bool:
@@ -136,8 +136,10 @@ class FoldedShimMetrics:
         if cell is None:
             cell = table[key] = [0.0] * (len(self._bounds) + 2)
             cell[-1] = now
-        # First bucket whose upper bound holds the value, as Histogram.observe (`amount <= bound`).
-        cell[bisect.bisect_left(self._bounds, seconds)] += 1.0
+        # First bucket whose upper bound holds the value, as Histogram.observe (`amount <= bound`);
+        # NaN fits no bucket there and only reaches the sum.
+        if not math.isnan(seconds):
+            cell[bisect.bisect_left(self._bounds, seconds)] += 1.0
         cell[-2] += seconds
 
     def record_attempt(self, model: str, code: str, error_class: str, seconds: float) -> None:
@@ -153,11 +155,14 @@ class FoldedShimMetrics:
         seconds: float,
         image_size: str,
         images: tuple[int, int],
-        cost_usd: float,
+        cost_usd: float | None,
         tokens: tuple[int, int, int],
         block: tuple[str, str] | None,
     ) -> None:
-        """images = (final, thought); tokens = (input, output, thoughts); zeros are not counted."""
+        """images = (final, thought); tokens = (input, output, thoughts): zeros are not counted.
+
+        cost_usd is None when nothing was billed or the model has no price; 0.0 (a free model) is counted.
+        """
         now = time.time()
         tables = self._tables
         with self._lock:
@@ -165,7 +170,7 @@ class FoldedShimMetrics:
             self._observe(GENERATION_DURATIONS, (model, error_class), seconds, now)
             if images[0] > 0:
                 _add(tables[IMAGES], (model, image_size, "final"), images[0], now)
-            if cost_usd > 0:
+            if cost_usd is not None:
                 _add(tables[COST], (model, image_size), cost_usd, now)
             if images[1] > 0:
                 _add(tables[IMAGES], (model, image_size, "thought"), images[1], now)
@@ -192,7 +197,7 @@ class FoldedShimMetrics:
         family = Metric(spec.name, spec.help, "histogram" if spec.histogram else "counter")
         samples: list[Sample] = family.samples
         for key, cell in rows:
-            labels = dict(zip(spec.labels, key, strict=True))
+            labels = dict(zip(spec.labels, map(str, key), strict=True))  # as labels() would store them
             if not spec.histogram:
                 samples.append(Sample(spec.name + "_total", labels, cell[0]))
                 if created:
@@ -241,7 +246,7 @@ class ClientShimMetrics:
         seconds: float,
         image_size: str,
         images: tuple[int, int],
-        cost_usd: float,
+        cost_usd: float | None,
         tokens: tuple[int, int, int],
         block: tuple[str, str] | None,
     ) -> None:
@@ -249,7 +254,7 @@ class ClientShimMetrics:
         self._child(GENERATION_DURATIONS, (model, error_class)).observe(seconds)
         if images[0] > 0:
             self._child(IMAGES, (model, image_size, "final")).inc(images[0])
-        if cost_usd > 0:
+        if cost_usd is not None:
             self._child(COST, (model, image_size)).inc(cost_usd)
         if images[1] > 0:
             self._child(IMAGES, (model, image_size, "thought")).inc(images[1])

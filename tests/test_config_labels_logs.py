@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from monitor import labels
+from monitor import labels, logs
 from monitor.config import DEFAULT_MODELS, ConfigError, ShimConfig, load_shim_config, shim_config_from_mapping
 from monitor.logs import REDACTED, UtcTimestamper, configure_logging, redact_text
 
@@ -194,6 +195,16 @@ def test_the_fast_line_check_never_lets_a_secret_through(
     assert HIDDEN not in stream.getvalue()
 
 
+def test_every_secret_word_trips_the_line_check() -> None:
+    """The unrolled check is a copy of _LINE_NEEDLES; every needle and secret name, in any case and with
+    separators, must trip it."""
+    words = [*logs._LINE_NEEDLES, *logs._SECRET_NAMES, "X-Goog-Api-Key", "Web_Hook-URL", "AIzaSy", "Pass_Word"]
+    for word in words:
+        for shaped in (word, word.upper(), word.title(), f'{{"{word}":1}}'):
+            assert logs._line_may_hold_secret(shaped), shaped
+    assert not logs._line_may_hold_secret('{"model":"gemini-3-pro-image-preview","error_class":"ok"}')
+
+
 @pytest.mark.parametrize("capture_stdlib", [False, True])
 def test_tracebacks_and_stdlib_records_are_redacted(capture_stdlib: bool) -> None:
     stream = io.StringIO()
@@ -250,6 +261,16 @@ def test_a_line_without_secrets_is_rendered_once_and_unchanged() -> None:
 def test_timestamps_are_what_datetime_writes(now: float) -> None:
     stamp = UtcTimestamper(clock=lambda: now)({}, "info", {})["timestamp"]
     assert stamp == datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_timestamps_match_datetime_over_many_clock_values() -> None:
+    """Real clock values carry sub-microsecond bits: rounding must be datetime's, not an approximation."""
+    rng = random.Random(5)
+    values = [1795766400 + rng.uniform(-1e8, 1e8) for _ in range(20_000)] + [-0.5, -1.25, -1e-7, 1e-7]
+    stamper = UtcTimestamper(clock=iter(values).__next__)
+    stamps = [stamper({}, "info", {})["timestamp"] for _ in values]
+    expected = [datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for now in values]
+    assert [(v, s) for v, s, e in zip(values, stamps, expected, strict=True) if s != e] == []
 
 
 def test_timestamps_move_with_the_clock_across_seconds() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from tests.conftest import PRO
 
 FLASH = "gemini-2.5-flash-image"
 # Durations on, just under and just over bucket bounds, zero, negative, past the last bound.
-DURATIONS = (0.0, -1.0, 0.1, 0.10000001, 1, 2.5, 30, 599.999, 600, 601, 1e9, *DURATION_BUCKETS)
+DURATIONS = (0.0, -1.0, 0.1, 0.10000001, 1, 2.5, 30, 599.999, 600, 601, 1e9, math.inf, math.nan, *DURATION_BUCKETS)
 
 
 def drive(sink: FoldedShimMetrics | ClientShimMetrics) -> None:
@@ -35,7 +36,7 @@ def drive(sink: FoldedShimMetrics | ClientShimMetrics) -> None:
             seconds,
             ("1K", "2K", "other")[i % 3],
             (i % 2, i % 3),  # zeros are not counted
-            0.134 * (i % 2),
+            (0.134, 0.0, None)[i % 3],  # a price, a free model, nothing billed
             (i, 0, 3 * i),
             ("output", "IMAGE_SAFETY") if i % 3 == 2 else None,
         )
@@ -82,6 +83,25 @@ def test_disable_created_metrics_is_followed(created_off: None) -> None:
     assert b"nbmon_generations_total" in text and b"_created" not in text
 
 
+def test_a_free_model_has_a_cost_series_and_an_unpriced_one_none() -> None:
+    registry = CollectorRegistry()
+    sink = FoldedShimMetrics(registry)
+    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), 0.0, (0, 0, 0), None)
+    sink.record_generation(FLASH, "ok", 1.0, "1K", (1, 0), None, (0, 0, 0), None)
+    value = registry.get_sample_value
+    assert value("nbmon_estimated_cost_usd_total", {"model": PRO, "image_size": "1K"}) == 0.0
+    assert value("nbmon_estimated_cost_usd_total", {"model": FLASH, "image_size": "1K"}) is None
+
+
+def test_a_nan_duration_reaches_the_sum_and_no_bucket() -> None:
+    registry = CollectorRegistry()
+    FoldedShimMetrics(registry).record_attempt(PRO, "200", "ok", math.nan)
+    value = registry.get_sample_value
+    labels = {"model": PRO, "error_class": "ok"}
+    assert value("nbmon_request_duration_seconds_count", labels) == 0.0
+    assert math.isnan(value("nbmon_request_duration_seconds_sum", labels) or 0.0)
+
+
 def test_bucket_of_a_value_on_a_bound_is_that_bound() -> None:
     registry = CollectorRegistry()
     FoldedShimMetrics(registry).record_attempt(PRO, "200", "ok", 0.5)
@@ -125,9 +145,14 @@ def test_a_registry_that_has_one_of_our_names_refuses_the_whole_sink() -> None:
     assert [family.name for family in registry.collect()] == ["nbmon_generations"]
 
 
-def test_default_is_folded_and_multiprocess_mode_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", ["PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"])
+@pytest.mark.parametrize("value", ["/nonexistent", ""], ids=["set", "set-empty"])
+def test_default_is_folded_and_multiprocess_mode_is_not(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """As prometheus_client decides (values.get_value_class): the name being present is enough."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
     assert ShimMetrics(CollectorRegistry()).folded
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent")
+    monkeypatch.setenv(name, value)
     assert not ShimMetrics(CollectorRegistry()).folded
     assert ShimMetrics(CollectorRegistry(), folded=True).folded
 

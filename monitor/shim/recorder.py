@@ -202,11 +202,8 @@ class Recorder:
         summary, info = call.summary, call.info
         cls = outcome.error_class._value_
         final, thought = summary.image_counts()
-        cost = 0.0
-        if final:
-            price = self._price(info.model, info.image_size)
-            if price is not None:
-                cost = final * price
+        price = self._price(info.model, info.image_size) if final else None
+        cost = final * price if price is not None else None  # None: nothing billed, or no price configured
         block = None
         if outcome.block_stage is not None and outcome.reason is not None:
             block = (outcome.block_stage, self._reason_label(outcome.reason))
@@ -220,8 +217,8 @@ class Recorder:
             (summary.input_tokens or 0, summary.output_tokens or 0, summary.thoughts_tokens or 0),
             block,
         )
-        self._end_span(call, outcome, final, thought, cost)
-        self._log_call(call, outcome, cls, elapsed, final, thought, cost)
+        self._end_span(call, outcome, final, thought, cost or 0.0)
+        self._log_call(call, outcome, cls, elapsed, final, thought, cost or 0.0)
 
     def _end_span(self, call: Call, outcome: Outcome, final: int, thought: int, cost: float) -> None:
         span, summary, cls = call.span, call.summary, outcome.error_class._value_

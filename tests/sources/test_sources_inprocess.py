@@ -54,8 +54,9 @@ def test_empty_registry_is_an_ok_reading_without_series() -> None:
 
 def test_a_counter_registered_by_another_library_is_read_too() -> None:
     registry = CollectorRegistry()  # e.g. a non-shim exporter that follows the same naming contract
-    Counter("nbmon_requests", "doc", ["model", "code", "error_class"], registry=registry).labels("m", "500", "x").inc()
-    assert dict(InProcessSource(registry).read().values) == {Series("m", "500", "x"): 1.0}
+    counter = Counter("nbmon_requests", "doc", ["model", "code", "error_class"], registry=registry)
+    counter.labels("m", "500", "x").inc(0.5)  # a fractional value is read as it is
+    assert dict(InProcessSource(registry).read().values) == {Series("m", "500", "x"): 0.5}
 
 
 class _Broken(Collector):
