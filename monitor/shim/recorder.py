@@ -27,6 +27,9 @@ KNOWN_REASONS = (
 )  # fmt: skip
 
 
+_UNKNOWN: Any = object()  # not looked up yet (None is a value: no price)
+
+
 @dataclass(slots=True)
 class Call:
     """State of one logical call in flight. Holds no prompt or image content."""
@@ -63,6 +66,7 @@ class Recorder:
         self._clock = clock
         self.http_hooked = http_hooked
         self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
+        self._model_labels: dict[str | None, str] = {}  # raw model -> label: a mapping that never changes once made
         self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
         self._specs = {m.id: m for m in config.models}
         self._prices: dict[tuple[str | None, str], float | None] = {}  # (model, image size) -> USD per image
@@ -98,7 +102,12 @@ class Recorder:
             name = f"{semconv.OPERATION} {info.model}" if info.model else semconv.OPERATION
             span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             recording, attach = span.is_recording(), span.get_span_context().is_valid
-            return Call(info, self._model_label(info.model), stream, self._clock(), span, recording, attach)
+            label = self._model_labels.get(info.model)
+            if label is None:
+                label = self._model_label(info.model)
+                if len(self._model_labels) < 256:
+                    self._model_labels[info.model] = label
+            return Call(info, label, stream, self._clock(), span, recording, attach)
         except Exception as error:  # noqa: BLE001 - telemetry never reaches the app
             self._internal_error("shim.start", error)
             return None
@@ -113,9 +122,6 @@ class Recorder:
                 self._internal_error("shim.attempt", error)
             call.pending_start = None
         return now
-
-    def attempt_succeeded(self, call: Call, started: float) -> None:
-        call.pending_start = started
 
     def attempt_failed(self, call: Call, error: BaseException, started: float) -> None:
         end = self._clock()
@@ -202,7 +208,11 @@ class Recorder:
         summary, info = call.summary, call.info
         cls = outcome.error_class._value_
         final, thought = summary.image_counts()
-        price = self._price(info.model, info.image_size) if final else None
+        price = None
+        if final:
+            price = self._prices.get((info.model, info.image_size), _UNKNOWN)
+            if price is _UNKNOWN:  # first time for this model and size
+                price = self._price(info.model, info.image_size)
         cost = final * price if price is not None else None  # None: nothing billed, or no price configured
         block = None
         if outcome.block_stage is not None and outcome.reason is not None:
@@ -217,14 +227,14 @@ class Recorder:
             (summary.input_tokens or 0, summary.output_tokens or 0, summary.thoughts_tokens or 0),
             block,
         )
-        self._end_span(call, outcome, final, thought, cost or 0.0)
+        if call.recording:
+            self._end_span(call, outcome, final, thought, cost or 0.0)
+        else:  # no SDK, or not sampled: nothing to add
+            call.span.end()
         self._log_call(call, outcome, cls, elapsed, final, thought, cost or 0.0)
 
     def _end_span(self, call: Call, outcome: Outcome, final: int, thought: int, cost: float) -> None:
         span, summary, cls = call.span, call.summary, outcome.error_class._value_
-        if not call.recording:  # no SDK, or not sampled: skip building attributes
-            span.end()
-            return
         attrs: dict[str, Any] = {
             semconv.NBMON_ERROR_CLASS: cls,
             semconv.NBMON_ATTEMPTS: call.attempts,

@@ -200,7 +200,7 @@ def wrap_request_once(original: Callable[..., Any], get: RecorderGetter) -> Call
         except BaseException as error:
             recorder.attempt_failed(call, error, started)
             raise
-        recorder.attempt_succeeded(call, started)
+        call.pending_start = started  # an HTTP 200: its class depends on the content, settled at finish
         return response
 
     return _request_once
@@ -219,7 +219,7 @@ def wrap_request_once_async(original: Callable[..., Any], get: RecorderGetter) -
         except BaseException as error:
             recorder.attempt_failed(call, error, started)
             raise
-        recorder.attempt_succeeded(call, started)
+        call.pending_start = started
         return response
 
     return _async_request_once

@@ -24,6 +24,7 @@ _POLICY_REASONS = frozenset(
     {"PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "MODEL_ARMOR", "JAILBREAK"}
 )
 _RECITATION_REASONS = frozenset({"RECITATION", "IMAGE_RECITATION"})
+_BLOCK_REASONS = _SAFETY_REASONS | _POLICY_REASONS | _RECITATION_REASONS
 _STATUS_BY_CODE = {
     503: ErrorClass.OVERLOADED,
     500: ErrorClass.SERVER_ERROR,
@@ -119,16 +120,31 @@ def classify_content(summary: ContentSummary, *, image_expected: bool = True, ht
     if summary.block_reason is not None:
         cls = _block_class(summary.block_reason)
         return Outcome(cls, http_code=http_code, block_stage="input", reason=summary.block_reason)
-    reasons = summary.ordered_finish_reasons
+    by_index = summary.finish_reasons
+    # One candidate is the rule; the ordered list (a property and a comprehension) only for more.
+    reasons = list(by_index.values()) if len(by_index) < 2 else summary.ordered_finish_reasons
     for reason in reasons:
-        cls = _block_class(reason)
-        if cls is not ErrorClass.UNKNOWN:
-            return Outcome(cls, http_code=http_code, block_stage="output", reason=reason)
+        if reason in _BLOCK_REASONS:
+            return Outcome(_block_class(reason), http_code=http_code, block_stage="output", reason=reason)
     first = reasons[0] if reasons else None
     if not image_expected or summary.final_images > 0:
-        return Outcome(ErrorClass.OK, http_code=http_code, reason=first)
+        return _ok_outcome(http_code, first)
     # Asked for an image, got none: no_image, whatever the finish reason (an unknown one keeps its raw string).
     return Outcome(ErrorClass.NO_IMAGE, http_code=http_code, reason=first)
+
+
+_ok_outcomes: dict[tuple[int | None, str | None], Outcome] = {}
+
+
+def _ok_outcome(http_code: int | None, reason: str | None) -> Outcome:
+    # Outcomes are frozen, so the few ok ones (200 with STOP, mostly) are built once and shared.
+    key = (http_code, reason)
+    outcome = _ok_outcomes.get(key)
+    if outcome is None:
+        outcome = Outcome(ErrorClass.OK, http_code=http_code, reason=reason)
+        if len(_ok_outcomes) < 64:  # finish reasons come from the API: never grow without bound
+            _ok_outcomes[key] = outcome
+    return outcome
 
 
 def _block_class(reason: str) -> ErrorClass:
