@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from importlib import metadata
 from typing import Any
 
 import prometheus_client.metrics
 import pytest
+import structlog
 from google import genai
 from google.genai import errors, models, types
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -190,6 +192,34 @@ def test_broken_logger_keeps_result_and_exception(
     # metrics recorded before the log line are still there
     assert registry.get_sample_value("nbmon_generations_total", {"model": PRO, "error_class": "overloaded"}) == 1
     assert len(fail_on_swallowed_telemetry_errors.errors) == 2
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "cache-on-first-use"])
+def test_the_shim_follows_structlogs_configuration_as_its_proxy_does(
+    uninstrumented: None, gclient: genai.Client, cache: bool
+) -> None:
+    """Without caching, a reconfiguration moves the shim's next event; with it, the first set-up stays (structlog's
+    own rule for a logger proxy, which the shim's resolved logger must keep)."""
+    first, second = io.StringIO(), io.StringIO()
+
+    def configure(stream: io.StringIO) -> None:
+        structlog.configure(
+            processors=[structlog.processors.JSONRenderer()],
+            logger_factory=structlog.WriteLoggerFactory(file=stream),
+            cache_logger_on_first_use=cache,
+        )
+
+    try:
+        configure(first)
+        assert monitor.instrument(registry=CollectorRegistry())
+        _call(gclient)
+        configure(second)
+        _call(gclient)
+    finally:
+        structlog.reset_defaults()
+    events = [line for line in first.getvalue().splitlines() if "genai.generation" in line]
+    moved = [line for line in second.getvalue().splitlines() if "genai.generation" in line]
+    assert (len(events), len(moved)) == ((2, 0) if cache else (1, 1))
 
 
 @pytest.mark.telemetry_faults

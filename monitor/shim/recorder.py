@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import labels
@@ -62,6 +63,7 @@ class Recorder:
         self._metrics = metrics
         self._tracer = tracer
         self._log = logger
+        self._resolved_log: Any = None  # see _resolve_log
         self._config = config
         self._clock = clock
         self.http_hooked = http_hooked
@@ -295,7 +297,19 @@ class Recorder:
             fields["response_model"] = call.summary.model_version
         if info.prompt is not None:
             fields["prompt"] = info.prompt
+        log = self._resolved_log if self._resolved_log is not None else self._resolve_log()
         if outcome.error_class is ErrorClass.OK:
-            self._log.info("genai.generation", **fields)
+            log.info("genai.generation", **fields)
         else:
-            self._log.warning("genai.generation", **fields)
+            log.warning("genai.generation", **fields)
+
+    def _resolve_log(self) -> Any:
+        """At the first event: structlog's lazy proxy resolved once, as the proxy itself does when structlog is
+        configured to cache loggers on first use (configure_logging does), so later events skip its per-call
+        __getattr__ and bind. Otherwise the proxy stays, and keeps following structlog's configuration."""
+        log = self._log
+        bind = getattr(log, "bind", None)
+        if callable(bind) and structlog.get_config().get("cache_logger_on_first_use") is True:
+            log = bind()
+        self._resolved_log = log
+        return log
