@@ -113,14 +113,6 @@ def _le(bound: float) -> str:
 _Cell = list[float]  # counter: [value, created]; histogram: [bucket counts..., sum, created]
 
 
-def _add(table: dict[tuple[str, ...], _Cell], key: tuple[str, ...], amount: float, now: float) -> None:
-    cell = table.get(key)
-    if cell is None:
-        table[key] = [float(amount), now]
-    else:
-        cell[0] += amount
-
-
 class FoldedShimMetrics:
     """A prometheus_client collector; record_* fold one call under one lock. Register it on one registry."""
 
@@ -130,23 +122,20 @@ class FoldedShimMetrics:
         self._tables: dict[_Spec, dict[tuple[str, ...], _Cell]] = {spec: {} for spec in SPECS}
         registry.register(self)
 
-    def _observe(self, spec: _Spec, key: tuple[str, ...], seconds: float, now: float) -> None:
-        table = self._tables[spec]
-        cell = table.get(key)
-        if cell is None:
-            cell = table[key] = [0.0] * (len(self._bounds) + 2)
-            cell[-1] = now
-        # First bucket whose upper bound holds the value, as Histogram.observe (`amount <= bound`);
-        # NaN fits no bucket there and only reaches the sum.
-        if not math.isnan(seconds):
-            cell[bisect.bisect_left(self._bounds, seconds)] += 1.0
-        cell[-2] += seconds
+    # The record methods fold inline, without helper functions: they run right after the SDK's parsing,
+    # when every further function is a cold fetch (see the README's benchmarks).
 
     def record_attempt(self, model: str, code: str, error_class: str, seconds: float) -> None:
         now = time.time()
+        bucket = None if math.isnan(seconds) else bisect.bisect_left(self._bounds, seconds)
         with self._lock:
-            _add(self._tables[REQUESTS], (model, code, error_class), 1.0, now)
-            self._observe(REQUEST_DURATIONS, (model, error_class), seconds, now)
+            table, key = self._tables[REQUESTS], (model, code, error_class)
+            cell = table.get(key)
+            if cell is None:
+                table[key] = [1.0, now]
+            else:
+                cell[0] += 1.0
+            self._observe(self._tables[REQUEST_DURATIONS], (model, error_class), bucket, seconds, now)
 
     def record_generation(
         self,
@@ -164,21 +153,43 @@ class FoldedShimMetrics:
         cost_usd is None when nothing was billed or the model has no price; 0.0 (a free model) is counted.
         """
         now = time.time()
+        bucket = None if math.isnan(seconds) else bisect.bisect_left(self._bounds, seconds)
         tables = self._tables
+        counts: list[tuple[dict[tuple[str, ...], _Cell], tuple[str, ...], float]] = [
+            (tables[GENERATIONS], (model, error_class), 1.0)
+        ]
+        if images[0] > 0:
+            counts.append((tables[IMAGES], (model, image_size, "final"), images[0]))
+        if cost_usd is not None:
+            counts.append((tables[COST], (model, image_size), cost_usd))
+        if images[1] > 0:
+            counts.append((tables[IMAGES], (model, image_size, "thought"), images[1]))
+        for kind, count in zip(("input", "output", "thoughts"), tokens, strict=True):
+            if count > 0:
+                counts.append((tables[TOKENS], (model, kind), count))
+        if block is not None:
+            counts.append((tables[BLOCKS], (model, *block), 1.0))
         with self._lock:
-            _add(tables[GENERATIONS], (model, error_class), 1.0, now)
-            self._observe(GENERATION_DURATIONS, (model, error_class), seconds, now)
-            if images[0] > 0:
-                _add(tables[IMAGES], (model, image_size, "final"), images[0], now)
-            if cost_usd is not None:
-                _add(tables[COST], (model, image_size), cost_usd, now)
-            if images[1] > 0:
-                _add(tables[IMAGES], (model, image_size, "thought"), images[1], now)
-            for kind, count in zip(("input", "output", "thoughts"), tokens, strict=True):
-                if count > 0:
-                    _add(tables[TOKENS], (model, kind), count, now)
-            if block is not None:
-                _add(tables[BLOCKS], (model, *block), 1.0, now)
+            for table, key, amount in counts:
+                cell = table.get(key)
+                if cell is None:
+                    table[key] = [float(amount), now]
+                else:
+                    cell[0] += amount
+            self._observe(tables[GENERATION_DURATIONS], (model, error_class), bucket, seconds, now)
+
+    def _observe(
+        self, table: dict[tuple[str, ...], _Cell], key: tuple[str, ...], bucket: int | None, seconds: float, now: float
+    ) -> None:
+        """Under the lock. bucket: the first whose upper bound holds the value, as Histogram.observe
+        (`amount <= bound`); None for NaN, which fits no bucket there and only reaches the sum."""
+        cell = table.get(key)
+        if cell is None:
+            cell = table[key] = [0.0] * (len(self._bounds) + 2)
+            cell[-1] = now
+        if bucket is not None:
+            cell[bucket] += 1.0
+        cell[-2] += seconds
 
     def describe(self) -> Iterator[Metric]:
         """The families without samples, so a registry refuses names that are already taken."""

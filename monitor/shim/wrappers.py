@@ -20,23 +20,25 @@ from monitor.shim.recorder import Call, Recorder
 CURRENT_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("nbmon_call", default=None)
 
 RecorderGetter = Callable[[], Recorder | None]
-_Tokens = tuple[contextvars.Token[Call | None], object]
+_Tokens = tuple[contextvars.Token[Call | None], "contextvars.Token[otel_context.Context] | None"]
+
+
+def _attach(call: Call) -> contextvars.Token[otel_context.Context] | None:
+    """Make the call's span current; None if OTel failed (it must not, but the app's call still goes through)."""
+    try:
+        return otel_context.attach(trace.set_span_in_context(call.span))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _activate(call: Call) -> _Tokens:
-    token = CURRENT_CALL.set(call)
-    if not call.attach:
-        # No OTel SDK and no current span: attaching would change nothing and costs a context switch.
-        return token, None
-    try:
-        return token, otel_context.attach(trace.set_span_in_context(call.span))
-    except Exception:  # noqa: BLE001 - OTel must not raise, but if it did the app's call still goes through
-        return token, None
+    # Without a valid span context (no OTel SDK, no current span) attaching would change nothing.
+    return CURRENT_CALL.set(call), _attach(call) if call.attach else None
 
 
 def _deactivate(tokens: _Tokens) -> None:
     if tokens[1] is not None:
-        otel_context.detach(tokens[1])  # type: ignore[arg-type]
+        otel_context.detach(tokens[1])
     CURRENT_CALL.reset(tokens[0])
 
 
@@ -49,14 +51,21 @@ def wrap_generate(original: Callable[..., Any], get: RecorderGetter) -> Callable
         call = recorder.start(self, kwargs, stream=False)
         if call is None:
             return original(self, *args, **kwargs)
-        tokens = _activate(call)
+        # _activate/_deactivate written out: the most frequent path, and each function is a cold fetch
+        # right after the SDK's parsing (see the README's benchmarks).
+        token = CURRENT_CALL.set(call)
+        otel_token = _attach(call) if call.attach else None
         try:
             response = original(self, *args, **kwargs)
         except BaseException as error:
-            _deactivate(tokens)
+            if otel_token is not None:
+                otel_context.detach(otel_token)
+            CURRENT_CALL.reset(token)
             recorder.finish_exception(call, error)
             raise
-        _deactivate(tokens)
+        if otel_token is not None:
+            otel_context.detach(otel_token)
+        CURRENT_CALL.reset(token)
         recorder.finish_response(call, response)
         return response
 
@@ -72,14 +81,19 @@ def wrap_generate_async(original: Callable[..., Any], get: RecorderGetter) -> Ca
         call = recorder.start(self, kwargs, stream=False)
         if call is None:
             return await original(self, *args, **kwargs)
-        tokens = _activate(call)
+        token = CURRENT_CALL.set(call)
+        otel_token = _attach(call) if call.attach else None
         try:
             response = await original(self, *args, **kwargs)
         except BaseException as error:
-            _deactivate(tokens)
+            if otel_token is not None:
+                otel_context.detach(otel_token)
+            CURRENT_CALL.reset(token)
             recorder.finish_exception(call, error)
             raise
-        _deactivate(tokens)
+        if otel_token is not None:
+            otel_context.detach(otel_token)
+        CURRENT_CALL.reset(token)
         recorder.finish_response(call, response)
         return response
 

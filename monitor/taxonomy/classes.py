@@ -90,15 +90,16 @@ class Outcome:
     quota: tuple[QuotaViolation, ...] = field(default_factory=tuple)
     block_stage: str | None = None  # "input" (promptFeedback) or "output" (finishReason)
     reason: str | None = None  # raw finishReason / blockReason / exception type name
+    # The `code` metric label: HTTP status as a string, or "none" without a response. A field computed once,
+    # not a property: the shim reads it on every call.
+    code_label: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code_label", str(self.http_code) if self.http_code is not None else "none")
 
     @property
     def category(self) -> Category:
         return CATEGORY_OF[self.error_class]
-
-    @property
-    def code_label(self) -> str:
-        """The `code` metric label: HTTP status as a string, or "none" without a response."""
-        return str(self.http_code) if self.http_code is not None else "none"
 
     @property
     def quota_id(self) -> str | None:
