@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import labels
 from monitor._safety import report_internal_error
@@ -103,7 +103,10 @@ class Recorder:
                 attributes[semconv.NBMON_PROMPT] = info.prompt
             name = f"{semconv.OPERATION} {info.model}" if info.model else semconv.OPERATION
             span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-            recording, attach = span.is_recording(), span.get_span_context().is_valid
+            if span is INVALID_SPAN:  # what the API hands out without an SDK: known answers, three calls fewer
+                recording = attach = False
+            else:
+                recording, attach = span.is_recording(), span.get_span_context().is_valid
             label = self._model_labels.get(info.model)
             if label is None:
                 label = self._model_label(info.model)
@@ -231,7 +234,7 @@ class Recorder:
         )
         if call.recording:
             self._end_span(call, outcome, final, thought, cost or 0.0)
-        else:  # no SDK, or not sampled: nothing to add
+        elif call.span is not INVALID_SPAN:  # not sampled: nothing to add (without an SDK, nothing to end)
             call.span.end()
         self._log_call(call, outcome, cls, elapsed, final, thought, cost or 0.0)
 
