@@ -31,6 +31,7 @@ def _classify(args: argparse.Namespace) -> int:
     headers = dict(h.split(":", 1) for h in args.header) if args.header else None
     outcome = classify_http(args.status, body, headers, image_expected=not args.text_only)
     result = asdict(outcome)
+    del result["code_label"]  # derived from http_code; the output keeps the fields it always had
     result["error_class"] = outcome.error_class.value
     result["category"] = outcome.category.value
     result["quota"] = [{**asdict(v), "window": v.window.value} for v in outcome.quota]

@@ -168,9 +168,11 @@ class RedactingRenderer:
 
 
 def _json_default(obj: Any) -> Any:
-    """structlog's JSONRenderer fallback: an object's own __structlog__(), else its repr."""
-    structlog_form = getattr(obj, "__structlog__", None)
-    return structlog_form() if callable(structlog_form) else repr(obj)
+    """structlog's JSONRenderer fallback: an object's own __structlog__(), else (any AttributeError) its repr."""
+    try:
+        return obj.__structlog__()
+    except AttributeError:
+        return repr(obj)
 
 
 def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:

@@ -122,8 +122,8 @@ class FoldedShimMetrics:
         self._tables: dict[_Spec, dict[tuple[str, ...], _Cell]] = {spec: {} for spec in SPECS}
         registry.register(self)
 
-    # The record methods fold inline, without helper functions: they run right after the SDK's parsing,
-    # when every further function is a cold fetch (see the README's benchmarks).
+    # The record methods fold the counters inline and call one helper for the histogram: they run right
+    # after the SDK's parsing, when every further function is a cold fetch (see the README's benchmarks).
 
     def record_attempt(self, model: str, code: str, error_class: str, seconds: float) -> None:
         now = time.time()

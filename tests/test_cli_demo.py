@@ -30,6 +30,8 @@ def test_classify_a_saved_body(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert result["category"] == "rate_limited"
     assert result["retry_after_s"] == 23693.0
     assert result["quota"][1]["window"] == "day"
+    keys = {"error_class", "category", "http_code", "grpc_status", "retry_after_s", "quota", "block_stage", "reason"}
+    assert set(result) == keys  # the output's keys are a contract: added to, never changed
 
 
 def test_classify_with_header(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

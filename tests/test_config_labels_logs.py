@@ -388,6 +388,24 @@ def test_json_lines_match_structlogs_own_processors() -> None:
     assert lines(ours) == expected
 
 
+@pytest.mark.parametrize("method", ["debug", "info", "warning", "warn", "error", "exception", "critical", "msg"])
+def test_levels_are_what_add_log_level_writes(method: str) -> None:
+    ours = logs.StandardFields()(None, method, {})
+    assert ours["level"] == structlog.processors.add_log_level(None, method, {})["level"]
+
+
+class _BrokenForm:
+    def __structlog__(self) -> str:
+        raise AttributeError("inside")
+
+    def __repr__(self) -> str:
+        return "<broken form>"
+
+
+def test_a_structlog_form_that_raises_attribute_error_falls_back_to_repr() -> None:
+    assert json.loads(logs.render_json(None, "info", {"x": _BrokenForm()})) == {"x": "<broken form>"}
+
+
 def test_bad_log_format_is_refused() -> None:
     with pytest.raises(ValueError, match="log format"):
         configure_logging("xml")

@@ -222,6 +222,35 @@ def test_the_shim_follows_structlogs_configuration_as_its_proxy_does(
     assert (len(events), len(moved)) == ((2, 0) if cache else (1, 1))
 
 
+class _OwnLogger:
+    """An app's own logger object: info/warning, and a bind() that is not structlog's."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def bind(self, required: str) -> _OwnLogger:
+        raise AssertionError("the shim must not call an injected logger's bind")
+
+    def info(self, event: str, **fields: object) -> None:
+        self.events.append(event)
+
+    warning = info
+
+
+def test_an_injected_logger_is_used_as_given_whatever_structlogs_configuration(
+    uninstrumented: None, gclient: genai.Client
+) -> None:
+    own = _OwnLogger()
+    monitor.configure_logging("json", stream=io.StringIO())  # structlog caches loggers on first use now
+    try:
+        assert monitor.instrument(registry=CollectorRegistry(), logger=own)
+        _call(gclient)
+        _call(gclient)
+    finally:
+        structlog.reset_defaults()
+    assert own.events == ["genai.generation", "genai.generation"]
+
+
 @pytest.mark.telemetry_faults
 def test_guard_reports_once_and_swallows_only_exceptions() -> None:
     counted: list[str] = []

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import labels
@@ -307,12 +306,17 @@ class Recorder:
             log.warning("genai.generation", **fields)
 
     def _resolve_log(self) -> Any:
-        """At the first event: structlog's lazy proxy resolved once, as the proxy itself does when structlog is
-        configured to cache loggers on first use (configure_logging does), so later events skip its per-call
-        __getattr__ and bind. Otherwise the proxy stays, and keeps following structlog's configuration."""
+        """At the first event: structlog's lazy proxy resolved once, when the proxy itself caches what it
+        resolves (cache_logger_on_first_use, which configure_logging sets), so later events skip its per-call
+        __getattr__ and bind. Otherwise (or for any other logger) the logger stays as given."""
         log = self._log
-        bind = getattr(log, "bind", None)
-        if callable(bind) and structlog.get_config().get("cache_logger_on_first_use") is True:
-            log = bind()
+        if type(log).__name__ == "BoundLoggerLazyProxy":  # structlog does not export the class
+            try:
+                bound = log.bind()
+                # The proxy caches by replacing its own bind; then it would return `bound` for ever.
+                if "bind" in vars(log):
+                    log = bound
+            except Exception as error:  # noqa: BLE001 - keep the proxy; it reports the problem on use
+                self._internal_error("shim.log", error)
         self._resolved_log = log
         return log
