@@ -25,12 +25,13 @@ _instances_lock = threading.Lock()
 _T = TypeVar("_T")
 
 
-def _per_registry(cls: type[_T], registry: CollectorRegistry | None) -> _T:
+def _per_registry(cls: type[_T], registry: CollectorRegistry | None, **options: Any) -> _T:
+    """The instance of `cls` for `registry`, made on the first call (with `options`) and shared after."""
     registry = registry if registry is not None else REGISTRY
     with _instances_lock:
         per_type = _instances.setdefault(registry, {})
         if cls not in per_type:
-            per_type[cls] = cls(registry)  # type: ignore[call-arg]
+            per_type[cls] = cls(registry, **options)  # type: ignore[call-arg]
         return per_type[cls]  # type: ignore[no-any-return]
 
 
@@ -61,12 +62,7 @@ class ShimMetrics:
 
         The first call for a registry creates the instance, so `folded` counts only then.
         """
-        registry = registry if registry is not None else REGISTRY
-        with _instances_lock:
-            per_type = _instances.setdefault(registry, {})
-            if cls not in per_type:
-                per_type[cls] = cls(registry, folded=folded)
-            return per_type[cls]  # type: ignore[no-any-return]
+        return _per_registry(cls, registry, folded=folded)
 
 
 class GeneratorMetrics:

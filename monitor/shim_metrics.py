@@ -113,6 +113,35 @@ def _le(bound: float) -> str:
 _Cell = list[float]  # counter: [value, created]; histogram: [bucket counts..., sum, created]
 
 
+def generation_counts(
+    model: str,
+    error_class: str,
+    image_size: str,
+    images: tuple[int, int],
+    cost_usd: float | None,
+    tokens: tuple[int, int, int],
+    block: tuple[str, str] | None,
+) -> list[tuple[_Spec, tuple[str, ...], float]]:
+    """The counter increments of one logical call, for both sinks: (metric, label values, amount).
+
+    images = (final, thought); tokens = (input, output, thoughts): zeros are not counted. cost_usd is None
+    when nothing was billed or the model has no price; 0.0 (a free model) is counted.
+    """
+    counts: list[tuple[_Spec, tuple[str, ...], float]] = [(GENERATIONS, (model, error_class), 1.0)]
+    if images[0] > 0:
+        counts.append((IMAGES, (model, image_size, "final"), images[0]))
+    if cost_usd is not None:
+        counts.append((COST, (model, image_size), cost_usd))
+    if images[1] > 0:
+        counts.append((IMAGES, (model, image_size, "thought"), images[1]))
+    for kind, count in zip(("input", "output", "thoughts"), tokens, strict=True):
+        if count > 0:
+            counts.append((TOKENS, (model, kind), count))
+    if block is not None:
+        counts.append((BLOCKS, (model, *block), 1.0))
+    return counts
+
+
 class FoldedShimMetrics:
     """A prometheus_client collector; record_* fold one call under one lock. Register it on one registry."""
 
@@ -122,7 +151,7 @@ class FoldedShimMetrics:
         self._tables: dict[_Spec, dict[tuple[str, ...], _Cell]] = {spec: {} for spec in SPECS}
         registry.register(self)
 
-    # The record methods fold the counters inline and call one helper for the histogram: they run right
+    # The record methods add the counters inline rather than through a helper per counter: they run right
     # after the SDK's parsing, when every further function is a cold fetch (see the README's benchmarks).
 
     def record_attempt(self, model: str, code: str, error_class: str, seconds: float) -> None:
@@ -148,29 +177,14 @@ class FoldedShimMetrics:
         tokens: tuple[int, int, int],
         block: tuple[str, str] | None,
     ) -> None:
-        """images = (final, thought); tokens = (input, output, thoughts): zeros are not counted.
-
-        cost_usd is None when nothing was billed or the model has no price; 0.0 (a free model) is counted.
-        """
+        """One logical call; what is counted is generation_counts()'s rule."""
         now = time.time()
         bucket = None if math.isnan(seconds) else bisect.bisect_left(self._bounds, seconds)
         tables = self._tables
-        counts: list[tuple[dict[tuple[str, ...], _Cell], tuple[str, ...], float]] = [
-            (tables[GENERATIONS], (model, error_class), 1.0)
-        ]
-        if images[0] > 0:
-            counts.append((tables[IMAGES], (model, image_size, "final"), images[0]))
-        if cost_usd is not None:
-            counts.append((tables[COST], (model, image_size), cost_usd))
-        if images[1] > 0:
-            counts.append((tables[IMAGES], (model, image_size, "thought"), images[1]))
-        for kind, count in zip(("input", "output", "thoughts"), tokens, strict=True):
-            if count > 0:
-                counts.append((tables[TOKENS], (model, kind), count))
-        if block is not None:
-            counts.append((tables[BLOCKS], (model, *block), 1.0))
+        counts = generation_counts(model, error_class, image_size, images, cost_usd, tokens, block)
         with self._lock:
-            for table, key, amount in counts:
+            for spec, key, amount in counts:
+                table = tables[spec]
                 cell = table.get(key)
                 if cell is None:
                     table[key] = [float(amount), now]
@@ -261,16 +275,6 @@ class ClientShimMetrics:
         tokens: tuple[int, int, int],
         block: tuple[str, str] | None,
     ) -> None:
-        self._child(GENERATIONS, (model, error_class)).inc()
+        for spec, key, amount in generation_counts(model, error_class, image_size, images, cost_usd, tokens, block):
+            self._child(spec, key).inc(amount)
         self._child(GENERATION_DURATIONS, (model, error_class)).observe(seconds)
-        if images[0] > 0:
-            self._child(IMAGES, (model, image_size, "final")).inc(images[0])
-        if cost_usd is not None:
-            self._child(COST, (model, image_size)).inc(cost_usd)
-        if images[1] > 0:
-            self._child(IMAGES, (model, image_size, "thought")).inc(images[1])
-        for kind, count in zip(("input", "output", "thoughts"), tokens, strict=True):
-            if count > 0:
-                self._child(TOKENS, (model, kind)).inc(count)
-        if block is not None:
-            self._child(BLOCKS, (model, *block)).inc()

@@ -51,21 +51,14 @@ def wrap_generate(original: Callable[..., Any], get: RecorderGetter) -> Callable
         call = recorder.start(self, kwargs, stream=False)
         if call is None:
             return original(self, *args, **kwargs)
-        # _activate/_deactivate written out: the most frequent path, and each function is a cold fetch
-        # right after the SDK's parsing (see the README's benchmarks).
-        token = CURRENT_CALL.set(call)
-        otel_token = _attach(call) if call.attach else None
+        tokens = _activate(call)
         try:
             response = original(self, *args, **kwargs)
         except BaseException as error:
-            if otel_token is not None:
-                otel_context.detach(otel_token)
-            CURRENT_CALL.reset(token)
+            _deactivate(tokens)
             recorder.finish_exception(call, error)
             raise
-        if otel_token is not None:
-            otel_context.detach(otel_token)
-        CURRENT_CALL.reset(token)
+        _deactivate(tokens)
         recorder.finish_response(call, response)
         return response
 
@@ -81,19 +74,14 @@ def wrap_generate_async(original: Callable[..., Any], get: RecorderGetter) -> Ca
         call = recorder.start(self, kwargs, stream=False)
         if call is None:
             return await original(self, *args, **kwargs)
-        token = CURRENT_CALL.set(call)
-        otel_token = _attach(call) if call.attach else None
+        tokens = _activate(call)
         try:
             response = await original(self, *args, **kwargs)
         except BaseException as error:
-            if otel_token is not None:
-                otel_context.detach(otel_token)
-            CURRENT_CALL.reset(token)
+            _deactivate(tokens)
             recorder.finish_exception(call, error)
             raise
-        if otel_token is not None:
-            otel_context.detach(otel_token)
-        CURRENT_CALL.reset(token)
+        _deactivate(tokens)
         recorder.finish_response(call, response)
         return response
 
