@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from monitor._safety import report_internal_error
 from monitor.shim_metrics import ClientShimMetrics, FoldedShimMetrics, multiprocess_mode
 
 INTERNAL_ERRORS_TOTAL = "nbmon_internal_errors"
@@ -39,22 +40,27 @@ class ShimMetrics:
     """All shim metrics on one registry. Use `for_registry` to share one instance per registry.
 
     The hot path is `record_attempt` and `record_generation`, bound to the sink chosen here: folded
-    (one lock per call, families built at scrape time) unless prometheus_client runs in multiprocess
+    (an append per call, folded into the families at scrape time) unless prometheus_client runs in multiprocess
     mode, or `folded` says otherwise. The exposition is the same either way.
     """
 
     def __init__(self, registry: CollectorRegistry, *, folded: bool | None = None) -> None:
         use_folded = not multiprocess_mode() if folded is None else folded
-        sink = FoldedShimMetrics(registry) if use_folded else ClientShimMetrics(registry)
+        sink = FoldedShimMetrics(registry, on_error=self._fold_error) if use_folded else ClientShimMetrics(registry)
         self.folded = use_folded
         self.record_attempt = sink.record_attempt
         self.record_generation = sink.record_generation
+        # Registered after the sink: a record the sink fails to fold at a scrape is counted in that same scrape.
         self.internal_errors = Counter(  # off the hot path: a plain Counter
             INTERNAL_ERRORS_TOTAL,
             "Errors inside nbmon's own telemetry code, swallowed so the app is never affected.",
             ["component"],
             registry=registry,
         )
+
+    def _fold_error(self, error: Exception) -> None:
+        # A record the folded sink could not add (at a scrape, or when its queue was full): guarded like the shim.
+        report_internal_error("shim.metrics", error, lambda component: self.internal_errors.labels(component).inc())
 
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None, *, folded: bool | None = None) -> ShimMetrics:

@@ -18,6 +18,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from monitor.metrics import ShimMetrics
 from monitor.shim_metrics import DURATION_BUCKETS, ClientShimMetrics, FoldedShimMetrics
 from monitor.simulator import SimulatorServer
+from monitor.testing import InternalErrorCollector
 from tests.conftest import PRO
 
 FLASH = "gemini-2.5-flash-image"
@@ -113,21 +114,35 @@ def test_bucket_of_a_value_on_a_bound_is_that_bound() -> None:
     assert value("nbmon_request_duration_seconds_sum", labels) == 0.5
 
 
-def test_concurrent_calls_lose_nothing() -> None:
+def test_concurrent_calls_and_scrapes_lose_nothing() -> None:
+    """Eight threads record while another scrapes in a loop: folds at scrapes and on the call path race appends."""
     registry = CollectorRegistry()
-    sink = FoldedShimMetrics(registry)
+    sink = FoldedShimMetrics(registry, fold_every=64)
     threads, calls = 8, 2000
+    done = threading.Event()
+    scrapes = 0
 
     def work() -> None:
         for _ in range(calls):
             sink.record_attempt(PRO, "200", "ok", 1.0)
             sink.record_generation(PRO, "ok", 1.0, "1K", (1, 2), 0.134, (14, 1120, 210), None)
 
+    def scrape() -> None:
+        nonlocal scrapes
+        while not done.is_set():
+            generate_latest(registry)
+            scrapes += 1
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
+    done.set()
+    scraper.join()
+    assert scrapes > 0
     n = threads * calls
     value = registry.get_sample_value
     assert value("nbmon_requests_total", {"model": PRO, "code": "200", "error_class": "ok"}) == n
@@ -187,3 +202,70 @@ def test_multiprocess_mode_counts_through_prometheus_clients_files(tmp_path: Pat
     assert value("nbmon_generations_total", {"model": PRO, "error_class": "ok"}) == 6
     assert value("nbmon_request_duration_seconds_count", {"model": PRO, "error_class": "ok"}) == 6
     assert value("nbmon_images_total", {"model": PRO, "image_size": "1K", "kind": "final"}) == 6
+
+
+def test_records_wait_for_a_scrape_and_a_full_queue_is_folded_in_the_call() -> None:
+    registry = CollectorRegistry()
+    sink = FoldedShimMetrics(registry, fold_every=3)
+    sink.record_attempt(PRO, "200", "ok", 1.0)
+    sink.record_attempt(PRO, "200", "ok", 1.0)
+    assert sink.waiting() == 2
+    sink.record_attempt(PRO, "503", "overloaded", 1.0)  # the third fills the queue: folded here, nothing waits
+    assert sink.waiting() == 0
+    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), 0.134, (0, 0, 0), None)
+    assert sink.waiting() == 1
+    value = registry.get_sample_value  # a scrape folds what waits
+    assert value("nbmon_requests_total", {"model": PRO, "code": "200", "error_class": "ok"}) == 2
+    assert value("nbmon_requests_total", {"model": PRO, "code": "503", "error_class": "overloaded"}) == 1
+    assert value("nbmon_generations_total", {"model": PRO, "error_class": "ok"}) == 1
+    assert sink.waiting() == 0
+
+
+def test_a_fold_every_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="fold_every"):
+        FoldedShimMetrics(CollectorRegistry(), fold_every=0)
+
+
+def test_created_is_the_time_of_a_series_first_record_not_of_the_scrape() -> None:
+    now = [100.0]
+    registry = CollectorRegistry()
+    sink = FoldedShimMetrics(registry, clock=lambda: now[0])
+    sink.record_attempt(PRO, "200", "ok", 1.0)
+    now[0] = 200.0
+    sink.record_attempt(PRO, "200", "ok", 1.0)
+    sink.record_attempt(FLASH, "200", "ok", 1.0)
+    now[0] = 300.0  # the scrape's time
+    value = registry.get_sample_value
+    assert value("nbmon_requests_created", {"model": PRO, "code": "200", "error_class": "ok"}) == 100.0
+    assert value("nbmon_request_duration_seconds_created", {"model": PRO, "error_class": "ok"}) == 100.0
+    assert value("nbmon_requests_created", {"model": FLASH, "code": "200", "error_class": "ok"}) == 200.0
+
+
+def test_a_record_that_cannot_be_folded_is_reported_and_the_scrape_goes_on() -> None:
+    errors: list[Exception] = []
+    registry = CollectorRegistry()
+    sink = FoldedShimMetrics(registry, on_error=errors.append)
+    sink.record_attempt(PRO, "200", "ok", "slow")  # type: ignore[arg-type]
+    sink.record_attempt(PRO, "200", "ok", 1.0)
+    sink.record_generation(PRO, "ok", 1.0, "1K", ("one", 0), None, (0, 0, 0), None)  # type: ignore[arg-type]
+    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), None, (0, 0, 0), None)
+    text = generate_latest(registry).decode()
+    assert [type(error) for error in errors] == [TypeError, TypeError]
+    # The odd records left no half: neither a count without its duration nor a generation without its images.
+    assert f'nbmon_requests_total{{code="200",error_class="ok",model="{PRO}"}} 1.0' in text
+    assert f'nbmon_request_duration_seconds_count{{error_class="ok",model="{PRO}"}} 1.0' in text
+    assert f'nbmon_generations_total{{error_class="ok",model="{PRO}"}} 1.0' in text
+    assert f'nbmon_generation_duration_seconds_count{{error_class="ok",model="{PRO}"}} 1.0' in text
+
+
+@pytest.mark.telemetry_faults
+def test_shim_metrics_count_a_record_they_could_not_fold_in_the_same_scrape(
+    fail_on_swallowed_telemetry_errors: InternalErrorCollector,
+) -> None:
+    registry = CollectorRegistry()
+    metrics = ShimMetrics(registry, folded=True)
+    metrics.record_attempt(PRO, "200", "ok", "slow")  # type: ignore[arg-type]
+    families = {family.name: family for family in registry.collect()}  # one scrape
+    (sample,) = families["nbmon_internal_errors"].samples[:1]
+    assert (sample.labels, sample.value) == ({"component": "shim.metrics"}, 1.0)
+    assert [component for component, _ in fail_on_swallowed_telemetry_errors.errors] == ["shim.metrics"]
