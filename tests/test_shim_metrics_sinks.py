@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import prometheus_client
@@ -241,31 +244,128 @@ def test_created_is_the_time_of_a_series_first_record_not_of_the_scrape() -> Non
     assert value("nbmon_requests_created", {"model": FLASH, "code": "200", "error_class": "ok"}) == 200.0
 
 
-def test_a_record_that_cannot_be_folded_is_reported_and_the_scrape_goes_on() -> None:
+def test_a_record_that_cannot_be_folded_is_reported_and_leaves_no_half() -> None:
     errors: list[Exception] = []
     registry = CollectorRegistry()
     sink = FoldedShimMetrics(registry, on_error=errors.append)
-    sink.record_attempt(PRO, "200", "ok", "slow")  # type: ignore[arg-type]
     sink.record_attempt(PRO, "200", "ok", 1.0)
+    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), 0.1, (0, 0, 0), None)
+    # Odd values on the same series, each failing after a part of its record could have been added:
+    sink.record_attempt(PRO, "200", "ok", Decimal("1.5"))  # type: ignore[arg-type]
+    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), Decimal("0.1"), (0, 0, 0), None)  # type: ignore[arg-type]
+    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), None, (0, 0, 0), ("output",))  # type: ignore[arg-type]
     sink.record_generation(PRO, "ok", 1.0, "1K", ("one", 0), None, (0, 0, 0), None)  # type: ignore[arg-type]
-    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), None, (0, 0, 0), None)
     text = generate_latest(registry).decode()
-    assert [type(error) for error in errors] == [TypeError, TypeError]
-    # The odd records left no half: neither a count without its duration nor a generation without its images.
+    assert [type(error) for error in errors] == [TypeError, TypeError, ValueError, TypeError]
     assert f'nbmon_requests_total{{code="200",error_class="ok",model="{PRO}"}} 1.0' in text
     assert f'nbmon_request_duration_seconds_count{{error_class="ok",model="{PRO}"}} 1.0' in text
+    assert f'nbmon_request_duration_seconds_sum{{error_class="ok",model="{PRO}"}} 1.0' in text
     assert f'nbmon_generations_total{{error_class="ok",model="{PRO}"}} 1.0' in text
+    assert f'nbmon_images_total{{image_size="1K",kind="final",model="{PRO}"}} 1.0' in text
     assert f'nbmon_generation_duration_seconds_count{{error_class="ok",model="{PRO}"}} 1.0' in text
+    assert "nbmon_blocks_total{" not in text
+    assert generate_latest(registry).decode() == text  # and the next scrape works as well
 
 
 @pytest.mark.telemetry_faults
-def test_shim_metrics_count_a_record_they_could_not_fold_in_the_same_scrape(
+def test_an_error_reporter_that_raises_reaches_neither_the_scrape_nor_the_call(
     fail_on_swallowed_telemetry_errors: InternalErrorCollector,
 ) -> None:
+    def broken(error: Exception) -> None:
+        raise RuntimeError("reporter broken")
+
     registry = CollectorRegistry()
-    metrics = ShimMetrics(registry, folded=True)
-    metrics.record_attempt(PRO, "200", "ok", "slow")  # type: ignore[arg-type]
-    families = {family.name: family for family in registry.collect()}  # one scrape
-    (sample,) = families["nbmon_internal_errors"].samples[:1]
-    assert (sample.labels, sample.value) == ({"component": "shim.metrics"}, 1.0)
-    assert [component for component, _ in fail_on_swallowed_telemetry_errors.errors] == ["shim.metrics"]
+    sink = FoldedShimMetrics(registry, fold_every=2, on_error=broken)
+    sink.record_attempt(PRO, "200", "ok", "slow")  # type: ignore[arg-type]
+    sink.record_attempt(PRO, "200", "ok", 1.0)  # fills the queue: folded in the call, which must not raise
+    sink.record_attempt(PRO, "200", "ok", "slow")  # type: ignore[arg-type]
+    assert registry.get_sample_value("nbmon_requests_total", {"model": PRO, "code": "200", "error_class": "ok"}) == 1
+    reported = [(component, type(error)) for component, error in fail_on_swallowed_telemetry_errors.errors]
+    assert reported == [("shim.metrics", RuntimeError), ("shim.metrics", TypeError)] * 2
+
+
+def test_folds_at_any_moment_expose_the_same_text_as_prometheus_client() -> None:
+    folded, client = CollectorRegistry(), CollectorRegistry()
+    sink = FoldedShimMetrics(folded, fold_every=7)  # folds on the call path, between scrapes, at odd points
+    drive(sink)
+    generate_latest(folded)
+    drive(sink)
+    reference = ClientShimMetrics(client)
+    drive(reference)
+    drive(reference)
+    assert without_created(generate_latest(folded)) == without_created(generate_latest(client))
+
+
+class _RecordingLabel(str):
+    """A model label whose hashing, inside a fold, records once more: what a finalizer run by the GC
+    in the middle of a fold does (a dropped stream finishing its call on the folding thread)."""
+
+    sink: FoldedShimMetrics | None = None
+
+    def __hash__(self) -> int:
+        sink, type(self).sink = type(self).sink, None
+        if sink is not None:
+            sink.record_attempt(PRO, "200", "ok", 1.0)
+        return str.__hash__(self)
+
+
+def test_a_record_made_during_a_fold_on_the_same_thread_neither_deadlocks_nor_is_lost() -> None:
+    registry = CollectorRegistry()
+    sink = FoldedShimMetrics(registry, fold_every=1)  # every record folds in the call
+    _RecordingLabel.sink = sink
+    caller = threading.Thread(target=sink.record_attempt, args=(_RecordingLabel("odd-model"), "200", "ok", 1.0))
+    caller.daemon = True
+    caller.start()
+    caller.join(timeout=10)
+    assert not caller.is_alive(), "the fold deadlocked on the lock its own thread holds"
+    value = registry.get_sample_value
+    assert value("nbmon_requests_total", {"model": "odd-model", "code": "200", "error_class": "ok"}) == 1
+    # The record made inside the fold waited for the next fold (this scrape).
+    assert value("nbmon_requests_total", {"model": PRO, "code": "200", "error_class": "ok"}) == 1
+
+
+class _BlockingLabel(str):
+    """A model label whose first hashing, inside a fold, waits: it holds the fold (and its lock) open."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def __hash__(self) -> int:
+        if not type(self).entered.is_set():
+            type(self).entered.set()
+            type(self).release.wait(timeout=30)
+        return str.__hash__(self)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_child_forked_during_a_fold_can_record_and_be_scraped() -> None:
+    """gunicorn-style preload: the fork may land while another thread is folding (holding the lock)."""
+    registry = CollectorRegistry()
+    sink = FoldedShimMetrics(registry)
+    sink.record_attempt(_BlockingLabel("held"), "200", "ok", 1.0)
+    folder = threading.Thread(target=sink.fold, daemon=True)
+    folder.start()
+    assert _BlockingLabel.entered.wait(timeout=10)
+    pid = os.fork()
+    if pid == 0:  # the child: the other thread is gone, its lock must not be
+        code = 1
+        try:
+            child = FoldedShimMetrics(CollectorRegistry(), fold_every=1)  # a call-path fold, then a scrape
+            child.record_attempt(PRO, "200", "ok", 1.0)
+            sink.record_attempt(PRO, "200", "ok", 1.0)
+            labels = {"model": PRO, "code": "200", "error_class": "ok"}
+            code = 0 if registry.get_sample_value("nbmon_requests_total", labels) == 1 else 2
+        finally:
+            os._exit(code)
+    _BlockingLabel.release.set()
+    folder.join(timeout=10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on a lock held by a thread it does not have")
