@@ -168,7 +168,8 @@ def _fresh_locks_after_fork() -> None:
         sink._lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_fresh_locks_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_fresh_locks_after_fork)
 
 
 class FoldedShimMetrics:
@@ -274,8 +275,10 @@ class FoldedShimMetrics:
         updates: list[tuple[dict[tuple[str, ...], _Cell], tuple[str, ...], float]] = []
         for spec, key, amount in counts:
             value = _number(amount)
-            if value < 0 or len(key) != len(spec.labels):
-                raise ValueError(f"{spec.name}: {len(key)} label values for {len(spec.labels)} labels, amount {value}")
+            if len(key) != len(spec.labels):
+                raise ValueError(f"{spec.name}: {len(key)} label values for {len(spec.labels)} labels")
+            if value < 0:  # as Counter.inc refuses it
+                raise ValueError(f"{spec.name}: a counter cannot go down ({value})")
             hash(key)
             updates.append((tables[spec], key, value))
         hash(duration_key)

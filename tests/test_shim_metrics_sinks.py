@@ -255,8 +255,10 @@ def test_a_record_that_cannot_be_folded_is_reported_and_leaves_no_half() -> None
     sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), Decimal("0.1"), (0, 0, 0), None)  # type: ignore[arg-type]
     sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), None, (0, 0, 0), ("output",))  # type: ignore[arg-type]
     sink.record_generation(PRO, "ok", 1.0, "1K", ("one", 0), None, (0, 0, 0), None)  # type: ignore[arg-type]
+    sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), -0.1, (0, 0, 0), None)  # a negative price: refused
     text = generate_latest(registry).decode()
-    assert [type(error) for error in errors] == [TypeError, TypeError, ValueError, TypeError]
+    assert [type(error) for error in errors] == [TypeError, TypeError, ValueError, TypeError, ValueError]
+    assert "cannot go down" in str(errors[-1])
     assert f'nbmon_requests_total{{code="200",error_class="ok",model="{PRO}"}} 1.0' in text
     assert f'nbmon_request_duration_seconds_count{{error_class="ok",model="{PRO}"}} 1.0' in text
     assert f'nbmon_request_duration_seconds_sum{{error_class="ok",model="{PRO}"}} 1.0' in text
