@@ -1,7 +1,7 @@
-"""Shared by the benchmarks: the fake response, the in-process transport, paired timing.
+"""Shared by the benchmarks: the fake response, the in-process transport, a span pipeline, paired timing.
 
-Imports neither nbmon nor any instrumentation, so the OpenTelemetry comparison can run it in a
-second virtualenv with google-genai 2.x.
+Imports neither nbmon nor any instrumentation (the OTel SDK only), so the OpenTelemetry comparison can
+run it in a second virtualenv with google-genai 2.x.
 """
 
 from __future__ import annotations
@@ -11,11 +11,36 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
 MODEL = "gemini-3-pro-image-preview"
+# response_body(n) carries the final image (n bytes) and a thought image (n/4), base64: about 1.67 n in all.
+SIZES = (("~50 KB", 30_000), ("~1.5 MB", 900_000))
+
+
+class DropExporter(SpanExporter):
+    """Receives every span, sends nothing (the SDK's span work is counted, a network is not); counts them
+    so a benchmark can prove spans were made."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)  # only the batch processor's one worker thread calls this
+        return SpanExportResult.SUCCESS
+
+
+def dropping_tracer_provider() -> tuple[TracerProvider, DropExporter]:
+    """An OTel SDK provider as production runs it (batch processor), exporting to a DropExporter."""
+    exporter = DropExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100_000))
+    return provider, exporter
 
 
 def response_body(image_bytes: int, seed: int = 7) -> bytes:

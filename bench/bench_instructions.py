@@ -31,24 +31,17 @@ BAR = 1.10
 
 def drive(case: str, calls: int) -> None:
     """Runs inside valgrind: set up one case and make `calls` calls."""
-    from _common import fake_client, image_call, response_body
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from _common import dropping_tracer_provider, fake_client, image_call, response_body
     from prometheus_client import CollectorRegistry
 
     import monitor
-
-    class DropExporter(SpanExporter):
-        def export(self, spans: object) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
 
     call = image_call(fake_client(response_body(30_000)))
     provider = None
     if case != "bare":
         monitor.configure_logging("json", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
         if case == "spans":
-            provider = TracerProvider()
-            provider.add_span_processor(BatchSpanProcessor(DropExporter(), max_queue_size=100_000))
+            provider, _ = dropping_tracer_provider()
         # No SDK: the OTel API's global default provider (a proxy to a no-op), as in an app without one.
         monitor.instrument(registry=CollectorRegistry(), tracer_provider=provider)
     call()  # first-call set-up (metric children, cached loggers) is not per-call work

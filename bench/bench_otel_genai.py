@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import (
+    SIZES,
     TABLE_HEADER,
+    DropExporter,
     MethodSwap,
+    dropping_tracer_provider,
     fake_client,
     image_call,
     paired_rounds,
@@ -39,22 +41,9 @@ from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumento
 from opentelemetry.instrumentation.google_genai import __version__ as instrumentation_version
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
 
-SIZES = (("~50 KB", 30_000), ("~1.5 MB", 900_000))  # as bench_shim.py: about 1.67 n bytes in all
 DURATION_METRIC = "gen_ai.client.operation.duration"
-
-
-class _DropExporter(SpanExporter):
-    """Receives every span, sends nothing; counts them so the script can prove spans were made."""
-
-    def __init__(self) -> None:
-        self.spans = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.spans += len(spans)  # only the processor's one worker thread calls this
-        return SpanExportResult.SUCCESS
 
 
 def _recorded_operations(reader: InMemoryMetricReader) -> int:
@@ -80,7 +69,7 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _expect_telemetry(
-    calls: int, exporter: _DropExporter, reader: InMemoryMetricReader, provider: TracerProvider
+    calls: int, exporter: DropExporter, reader: InMemoryMetricReader, provider: TracerProvider
 ) -> None:
     """Exactly `calls` spans and duration-metric points so far: one each per instrumented call."""
     provider.force_flush()
@@ -96,9 +85,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=400, help="bare/instrumented pairs at ~50 KB (half at ~1.5 MB)")
     parser.add_argument("--calls", type=int, default=1, help="calls per round (default 1)")
     args = parser.parse_args()
-    exporter = _DropExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100_000))
+    provider, exporter = dropping_tracer_provider()
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     # A singleton (BaseInstrumentor): every instrument() rebuilds its wrappers, uninstrument() restores

@@ -6,7 +6,9 @@ The shim's per-call names, labels and buckets are in monitor.shim_metrics, next 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -44,9 +46,16 @@ class ShimMetrics:
     mode, or `folded` says otherwise. The exposition is the same either way.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, folded: bool | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, folded: bool | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        """`clock`: the folded sink's wall clock, which stamps each record (`_created` comes from it)."""
         use_folded = not multiprocess_mode() if folded is None else folded
-        sink = FoldedShimMetrics(registry, on_error=self._fold_error) if use_folded else ClientShimMetrics(registry)
+        sink = (
+            FoldedShimMetrics(registry, on_error=self._fold_error, clock=clock)
+            if use_folded
+            else ClientShimMetrics(registry)
+        )
         self.folded = use_folded
         self.record_attempt = sink.record_attempt
         self.record_generation = sink.record_generation
@@ -63,12 +72,18 @@ class ShimMetrics:
         report_internal_error("shim.metrics", error, lambda component: self.internal_errors.labels(component).inc())
 
     @classmethod
-    def for_registry(cls, registry: CollectorRegistry | None = None, *, folded: bool | None = None) -> ShimMetrics:
+    def for_registry(
+        cls,
+        registry: CollectorRegistry | None = None,
+        *,
+        folded: bool | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> ShimMetrics:
         """One instance per registry, so instrument/uninstrument/instrument never re-registers.
 
-        The first call for a registry creates the instance, so `folded` counts only then.
+        The first call for a registry creates the instance, so `folded` and `clock` count only then.
         """
-        return _per_registry(cls, registry, folded=folded)
+        return _per_registry(cls, registry, folded=folded, clock=clock)
 
 
 class GeneratorMetrics:

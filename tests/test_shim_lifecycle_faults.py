@@ -118,19 +118,16 @@ def test_registry_broken_at_call_time(
     """The metrics sink fails on every call: the app still gets the SDK's result and exception.
 
     The prometheus_client sink (multiprocess mode) breaks inside prometheus_client's own Counter; the
-    folded sink's record methods raise.
+    folded sink, which only appends in the call, breaks on its injected clock.
     """
-    registry = CollectorRegistry()
-    metrics = ShimMetrics.for_registry(registry, folded=folded)  # instrument() reuses this instance
-    monitor.instrument(registry=registry)
 
-    def broken(*args: object, **kwargs: object) -> None:
+    def broken(*args: object, **kwargs: object) -> float:
         raise RuntimeError("registry broken")
 
-    if folded:
-        monkeypatch.setattr(metrics, "record_attempt", broken)
-        monkeypatch.setattr(metrics, "record_generation", broken)
-    else:
+    registry = CollectorRegistry()
+    ShimMetrics.for_registry(registry, folded=folded, clock=broken)  # instrument() reuses this instance
+    monitor.instrument(registry=registry)
+    if not folded:
         monkeypatch.setattr(prometheus_client.metrics.Counter, "inc", broken)
     assert type(_call(gclient)) is types.GenerateContentResponse
     gemini_sim.set_profile("fixed:overloaded")

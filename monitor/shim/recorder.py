@@ -27,9 +27,6 @@ KNOWN_REASONS = (
 )  # fmt: skip
 
 
-_UNKNOWN: Any = object()  # not looked up yet (None is a value: no price)
-
-
 @dataclass(slots=True)
 class Call:
     """State of one logical call in flight. Holds no prompt or image content."""
@@ -67,10 +64,8 @@ class Recorder:
         self._clock = clock
         self.http_hooked = http_hooked
         self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
-        self._model_labels: dict[str | None, str] = {}  # raw model -> label: a mapping that never changes once made
         self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
         self._specs = {m.id: m for m in config.models}
-        self._prices: dict[tuple[str | None, str], float | None] = {}  # (model, image size) -> USD per image
 
     def _count_internal(self, component: str) -> None:
         self._metrics.internal_errors.labels(component).inc()
@@ -106,12 +101,7 @@ class Recorder:
                 recording = attach = False
             else:
                 recording, attach = span.is_recording(), span.get_span_context().is_valid
-            label = self._model_labels.get(info.model)
-            if label is None:
-                label = self._model_label(info.model)
-                if len(self._model_labels) < 256:
-                    self._model_labels[info.model] = label
-            return Call(info, label, stream, self._clock(), span, recording, attach)
+            return Call(info, self._model_label(info.model), stream, self._clock(), span, recording, attach)
         except Exception as error:  # noqa: BLE001 - telemetry never reaches the app
             self._internal_error("shim.start", error)
             return None
@@ -199,24 +189,14 @@ class Recorder:
         call.span.add_event(semconv.ATTEMPT_EVENT, event)
 
     def _price(self, model: str | None, image_size: str) -> float | None:
-        key = (model, image_size)
-        if key in self._prices:
-            return self._prices[key]
         spec = self._specs.get(model) if model else None
-        price = spec.price(image_size) if spec is not None else None
-        if len(self._prices) < 256:  # configured models times sizes, plus a few strays
-            self._prices[key] = price
-        return price
+        return spec.price(image_size) if spec is not None else None
 
     def _record_generation(self, call: Call, outcome: Outcome, elapsed: float) -> None:
         summary, info = call.summary, call.info
         cls = outcome.error_class._value_
         final, thought = summary.image_counts()
-        price = None
-        if final:
-            price = self._prices.get((info.model, info.image_size), _UNKNOWN)
-            if price is _UNKNOWN:  # first time for this model and size
-                price = self._price(info.model, info.image_size)
+        price = self._price(info.model, info.image_size) if final else None
         cost = final * price if price is not None else None  # None: nothing billed, or no price configured
         block = None
         if outcome.block_stage is not None and outcome.reason is not None:
