@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-MODEL = "gemini-3-pro-image-preview"
+MODEL = "gemini-3-pro-image"  # a fixture: this file may not import nbmon (see above), hence no catalog
 # response_body(n) carries the final image (n bytes) and a thought image (n/4), base64: about 1.67 n in all.
 SIZES = (("~50 KB", 30_000), ("~1.5 MB", 900_000))
 

@@ -25,7 +25,7 @@ CODES = {"ok": "200", "overloaded": "503", "rate_limited": "429", "server_error"
 
 def series(n: int) -> list[Series]:
     models = [f"gemini-model-{i}" for i in range(n // len(CLASSES) + 1)]
-    models[0] = "gemini-3-pro-image-preview"
+    models[0] = DaemonConfig().primary_model  # the rule watches the catalog's default primary
     return [Series(m, CODES[c], c) for m in models for c in CLASSES][:n]
 
 

@@ -263,6 +263,21 @@ RATIO_503 = (
     f" / sum by (model) (rate(nbmon_requests_total[{RI}]))"
 )
 
+
+def with_role(expr: str, role: str) -> str:
+    """`expr` (by model) kept for the models that have `role` in nbmon_model_info: no panel names a model."""
+    return f'({expr}) and on (model) nbmon_model_info{{role="{role}"}}'
+
+
+def primary_ratio(code_selector: str) -> str:
+    """The share of the primary's HTTP attempts matching `code_selector`, summed over its IDs."""
+
+    def rate(selector: str) -> str:
+        return with_role(f"sum by (model) (rate(nbmon_requests_total{selector}[{RI}]))", "primary")
+
+    return f"sum({rate(code_selector)}) / sum({rate('')})"
+
+
 DEGRADED_MAPPINGS: list[JSON] = [
     {
         "type": "value",
@@ -293,17 +308,12 @@ def overview_panels() -> list[JSON]:
     ps.append(
         panel(
             "stat",
-            "503 ratio now (all models)",
-            "Share of HTTP attempts answered 503 UNAVAILABLE over the rate interval; red above the degraded-mode "
-            "threshold (30%).",
+            "503 ratio now (primary)",
+            "Share of the primary model's HTTP attempts answered 503 UNAVAILABLE over the rate interval; red above "
+            'the degraded-mode threshold (30%). The primary is nbmon_model_info{role="primary"}: the config\'s '
+            "[models] primary, so this panel follows a change of model without an edit.",
             "percentunit",
-            [
-                target(
-                    "A",
-                    f'sum(rate(nbmon_requests_total{{code="503"}}[{RI}])) / sum(rate(nbmon_requests_total[{RI}]))',
-                    "503 ratio",
-                )
-            ],
+            [target("A", primary_ratio('{code="503"}'), "503 ratio")],
             (6, 0, 6, 4),
             thresholds=[
                 {"color": "green", "value": None},
@@ -369,18 +379,20 @@ def overview_panels() -> list[JSON]:
         panel(
             "timeseries",
             "503 ratio vs the 30% degraded-mode line",
-            "503 share of each model's HTTP attempts (left axis) against the daemon's 30% entry threshold (red "
-            "dashed line). The shaded area (right axis) is nbmon_degraded_mode: 1 while the app runs on the fallback "
-            "model. The daemon's own 1m window ratio (nbmon_error_ratio) is drawn dotted.",
+            "503 share of the primary's and the fallback's HTTP attempts (left axis; roles from nbmon_model_info) "
+            "against the daemon's 30% entry threshold (red dashed line). The shaded area (right axis) is "
+            "nbmon_degraded_mode: 1 while the app runs on the fallback model. The daemon's own 1m window ratio "
+            "(nbmon_error_ratio) of the primary is drawn dotted.",
             "percentunit",
             [
-                target("A", RATIO_503, "{{model}} 503 ratio"),
+                target("A", with_role(RATIO_503, "primary"), "primary {{model}} 503 ratio"),
                 target(
                     "B",
-                    'max by (model) (nbmon_error_ratio{error_class="overloaded", window="1m"})',
-                    "{{model}} daemon window ratio",
+                    with_role('max by (model) (nbmon_error_ratio{error_class="overloaded", window="1m"})', "primary"),
+                    "primary {{model}} daemon window ratio",
                 ),
                 target("C", "max(nbmon_degraded_mode)", "degraded mode"),
+                target("D", with_role(RATIO_503, "fallback"), "fallback {{model}} 503 ratio"),
             ],
             (12, 4, 12, 9),
             custom={**line(fill=0), "thresholdsStyle": {"mode": "dashed"}, "axisSoftMax": 1},
@@ -542,9 +554,10 @@ def overview_panels() -> list[JSON]:
     ps.append(
         panel(
             "timeseries",
-            "429s: rate_limited vs quota_exhausted",
+            "429s: rate_limited vs quota_exhausted vs billing_limited",
             "HTTP 429 attempts per second by model and class: `rate_limited` is a per-minute limit (transient, "
-            "retry), `quota_exhausted` a per-day limit (lasts until midnight Pacific; fall back).",
+            "retry), `quota_exhausted` a per-day limit (lasts until midnight Pacific; fall back), `billing_limited` a "
+            "spend cap or depleted prepaid credits (nothing helps until someone raises the cap or tops up).",
             "reqps",
             [
                 target(
@@ -558,12 +571,15 @@ def overview_panels() -> list[JSON]:
             overrides=[
                 override("quota_exhausted", {"color": {"mode": "fixed", "fixedColor": "red"}}, by="byRegexp"),
                 override("rate_limited", {"color": {"mode": "fixed", "fixedColor": "orange"}}, by="byRegexp"),
+                override("billing_limited", {"color": {"mode": "fixed", "fixedColor": "purple"}}, by="byRegexp"),
             ],
         )
     )
     # Row 5: quota.
     ps.extend(quota_core_panels(y=37, selector=""))
-    # Row 6: when to schedule batch work.
+    # Row 6: the models themselves (the catalog, what the app calls, what answers).
+    ps.extend(model_panels(y=45))
+    # Row 7: when to schedule batch work.
     ps.append(
         panel(
             "barchart",
@@ -580,7 +596,7 @@ def overview_panels() -> list[JSON]:
                     interval="1h",
                 )
             ],
-            (0, 45, 24, 8),
+            (0, 53, 24, 8),
             timeFrom="7d",
             hideTimeOverride=False,
             interval="1h",
@@ -608,7 +624,7 @@ def overview_panels() -> list[JSON]:
             ],
         )
     )
-    # Row 7: notifications and the daemon's health.
+    # Row 8: notifications and the daemon's health.
     ps.append(
         panel(
             "timeseries",
@@ -624,7 +640,7 @@ def overview_panels() -> list[JSON]:
                     "{{channel}} {{result}}",
                 )
             ],
-            (0, 53, 8, 8),
+            (0, 61, 8, 8),
             custom=line(fill=20, draw="bars"),
             overrides=[
                 override("failed_permanent|dropped", {"color": {"mode": "fixed", "fixedColor": "red"}}, by="byRegexp"),
@@ -640,7 +656,7 @@ def overview_panels() -> list[JSON]:
             "channel is not accepting deliveries.",
             "short",
             [target("A", "sum(nbmon_notification_queue_depth)", "queued")],
-            (8, 53, 4, 8),
+            (8, 61, 4, 8),
             custom=line(),
             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 100}],
         )
@@ -652,7 +668,7 @@ def overview_panels() -> list[JSON]:
             "The current state of each daemon rule (nbmon_rule_state): ok, pending, firing, recovering, probing.",
             "none",
             [target("A", "max by (rule, state) (nbmon_rule_state) == 1", "{{rule}}: {{state}}")],
-            (12, 53, 12, 8),
+            (12, 61, 12, 8),
             custom={"fillOpacity": 80, "lineWidth": 0},
             extra_defaults={"color": {"mode": "palette-classic"}},
         )
@@ -672,7 +688,7 @@ def overview_panels() -> list[JSON]:
                 ),
                 target("B", "time() - max(nbmon_quota_poll_last_success_timestamp_seconds)", "quota poller"),
             ],
-            (0, 61, 12, 8),
+            (0, 69, 12, 8),
             custom=line(fill=0),
             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 120}],
         )
@@ -692,11 +708,100 @@ def overview_panels() -> list[JSON]:
                 target("B", f"sum by (reason) (rate(nbmon_quota_poll_errors_total[{RI}]))", "quota {{reason}}"),
                 target("C", f"sum by (job) (rate(nbmon_job_errors_total[{RI}]))", "job {{job}}"),
             ],
-            (12, 61, 12, 8),
+            (12, 69, 12, 8),
             custom=line(fill=20, stacking="normal"),
         )
     )
     return ps
+
+
+def model_panels(y: int) -> list[JSON]:
+    """The catalog as the processes see it, calls to deprecated or retired models, reroutes, causes, tiers."""
+    return [
+        panel(
+            "table",
+            "Models: role and family",
+            "Every model ID nbmon knows (its catalog and the configured IDs) with its role in this configuration "
+            "(nbmon_model_info: primary, fallback, other) and its shutdown date where the catalog has one "
+            "(nbmon_model_shutdown_timestamp_seconds). Two roles for one model: the processes disagree.",
+            "dateTimeAsIso",
+            [
+                target(
+                    "A",
+                    "max by (model, role, family) (nbmon_model_info)",
+                    "",
+                    instant=True,
+                    range=False,
+                    format="table",
+                ),
+                target(
+                    "B",
+                    "max by (model) (nbmon_model_shutdown_timestamp_seconds) * 1000",
+                    "",
+                    instant=True,
+                    range=False,
+                    format="table",
+                ),
+            ],
+            (0, y, 8, 8),
+            transformations=[
+                {"id": "merge", "options": {}},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True, "Value #A": True},
+                        "indexByName": {},
+                        "renameByName": {"Value #B": "shuts down"},
+                    },
+                },
+            ],
+        ),
+        panel(
+            "timeseries",
+            "Deprecated and retired models called; reroutes",
+            "Calls per hour that requested a model the catalog lists as deprecated or retired "
+            "(nbmon_deprecated_model_calls_total), and calls answered by another model than requested "
+            "(nbmon_model_reroutes_total: the response's modelVersion; billed at the served model's price).",
+            "short",
+            [
+                target(
+                    "A",
+                    "sum by (model, lifecycle) (increase(nbmon_deprecated_model_calls_total[1h]))",
+                    "{{model}} {{lifecycle}}",
+                ),
+                target(
+                    "B",
+                    "sum by (requested, served) (increase(nbmon_model_reroutes_total[1h]))",
+                    "{{requested}} → {{served}}",
+                ),
+            ],
+            (8, y, 8, 8),
+            custom=line(fill=20, draw="bars"),
+            overrides=[override("retired", {"color": {"mode": "fixed", "fixedColor": "red"}}, by="byRegexp")],
+        ),
+        panel(
+            "timeseries",
+            "Refusal causes and service tier downgrades",
+            "Refusals per second by the cause the API gave (nbmon_error_causes_total: spend_cap, prepaid_credits, "
+            "spend_rate_limit, limit_lowered = a tier drop, capacity_exhausted), and calls served at another "
+            "service tier than requested (nbmon_service_tier_downgrades_total, e.g. priority served at standard).",
+            "cps",
+            [
+                target(
+                    "A",
+                    f"sum by (model, error_class, cause) (rate(nbmon_error_causes_total[{RI}]))",
+                    "{{model}} {{cause}}",
+                ),
+                target(
+                    "B",
+                    f"sum by (model, requested, served) (rate(nbmon_service_tier_downgrades_total[{RI}]))",
+                    "{{model}} {{requested}} → {{served}}",
+                ),
+            ],
+            (16, y, 8, 8),
+            custom=line(fill=20, stacking="normal"),
+        ),
+    ]
 
 
 def quota_core_panels(y: int, selector: str) -> list[JSON]:

@@ -1,159 +1,332 @@
-"""Configuration of the shim: the model table (IDs, roles, prices) and telemetry options.
+"""The model configuration every part reads (shim, generator, daemon, demo), and the shim's telemetry options.
 
-Model IDs and prices are configuration: preview models get renamed and retired. The defaults are
-the article's figures (Feb 2026) and can be replaced from a TOML file or a mapping.
+One parse of a config document: `[models]` (primary, fallback, catalog file, single catalog entries) and `[shim]`
+(telemetry options; its older primary_model/fallback_model/models spellings still work). `instrument()`,
+`ImageGenerator` and `nbmon run` given the same file therefore agree on the models by construction. Model IDs,
+prices and dates come from the catalog (monitor/catalog/models.toml), never from code.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-IMAGE_SIZES = ("512px", "1K", "2K", "4K")
-DEFAULT_IMAGE_SIZE = "1K"
+from monitor.catalog import (
+    DEFAULT_IMAGE_SIZE,
+    IMAGE_SIZES,
+    Lifecycle,
+    ModelCatalog,
+    ModelSpec,
+    builtin_catalog,
+    load_catalog,
+)
+from monitor.errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_IMAGE_SIZE",
+    "IMAGE_SIZES",
+    "ConfigError",
+    "LifecycleNote",
+    "ModelSpec",
+    "Role",
+    "ShimConfig",
+    "config_from_document",
+    "load_shim_config",
+    "read_document",
+    "shim_config_from_mapping",
+    "warn_lifecycle",
+]
+
 CONFIG_ENV = "NBMON_CONFIG"
+CONFIG_FILE_ENV = "NBMON_CONFIG_FILE"  # the daemon's variable: the shim reads the same file when only it is set
+MODEL_ENV = {"NBMON_PRIMARY_MODEL": "primary", "NBMON_FALLBACK_MODEL": "fallback", "NBMON_MODEL_CATALOG": "catalog"}
+_MODELS_KEYS = ("primary", "fallback", "catalog", "warn_before_shutdown_days")
+_SHIM_KEYS = ("max_extra_model_labels", "capture_content", "primary_model", "fallback_model", "models")
 
 
-class ConfigError(ValueError):
-    """A bad configuration value; `key` is the dotted path of the value at fault."""
+class Role(StrEnum):
+    """What a model is to this configuration; the `role` label of nbmon_model_info."""
 
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
+    PRIMARY = "primary"
+    FALLBACK = "fallback"
+    OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """One model: whether it generates images, and the price of one final image per image size."""
+class LifecycleNote:
+    """A configured model that is deprecated, retired or close to its shutdown, said once at start."""
 
-    id: str
-    image_model: bool = True
-    prices_usd: Mapping[str, float] = field(default_factory=dict)
-    # imageConfig.imageSize values the model accepts; empty: send none (Flash has a fixed 1024px).
-    image_sizes: tuple[str, ...] = IMAGE_SIZES
-
-    def price(self, image_size: str) -> float | None:
-        return self.prices_usd.get(image_size, self.prices_usd.get("default"))
-
-
-DEFAULT_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec("gemini-3-pro-image-preview", True, {"1K": 0.134, "2K": 0.134, "4K": 0.24}, ("1K", "2K", "4K")),
-    ModelSpec("gemini-2.5-flash-image", True, {"default": 0.039}, ()),
-)
+    key: str  # models.primary or models.fallback
+    model: str
+    lifecycle: Lifecycle
+    message: str
+    replacement: str | None
+    shutdown: date | None
 
 
 @dataclass(frozen=True, slots=True)
 class ShimConfig:
-    """What the instrumentation shim needs to know. Frozen: build a new one to change it."""
+    """The models (catalog, primary, fallback) and the shim's telemetry options. Frozen: build a new one to change it.
 
-    models: tuple[ModelSpec, ...] = DEFAULT_MODELS
-    primary_model: str = "gemini-3-pro-image-preview"
-    fallback_model: str = "gemini-2.5-flash-image"
+    `primary_model` / `fallback_model` are the models to call: the configured ones ("" = the catalog's defaults), or,
+    for a configured model that is retired, its successor down the catalog's replacement chain (the configured ID
+    stays in `configured_primary` and keeps the role for labels and rules). `as_of` is the day this is resolved for.
+    """
+
+    catalog: ModelCatalog = field(default_factory=builtin_catalog)
+    primary_model: str = ""
+    fallback_model: str = ""
     max_extra_model_labels: int = 20
     capture_content: bool = False
+    warn_before_shutdown_days: int = 30
+    as_of: date = field(default_factory=date.today)
+    configured_primary: str = field(init=False)
+    configured_fallback: str = field(init=False)
+    primary_ids: frozenset[str] = field(init=False)
+    fallback_ids: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        catalog = self.catalog
+        configured = {
+            "primary": self.primary_model or catalog.default_primary,
+            "fallback": self.fallback_model or catalog.default_fallback,
+        }
+        resolved = {key: self._resolve(model) for key, model in configured.items()}
+        if resolved["primary"] == resolved["fallback"]:
+            raise ConfigError("models.fallback", f"{resolved['fallback']!r} must differ from models.primary")
+        for key in ("primary", "fallback"):
+            object.__setattr__(self, f"configured_{key}", configured[key])
+            object.__setattr__(self, f"{key}_model", resolved[key])
+            object.__setattr__(self, f"{key}_ids", self._ids(configured[key], resolved[key]))
+
+    def _resolve(self, model: str) -> str:
+        successor = self.catalog.successor(model, self.as_of)
+        return successor or self.catalog.canonical(model) or model
+
+    def _ids(self, configured: str, resolved: str) -> frozenset[str]:
+        """The IDs that count as this role: the model, its aliases, what the API routes to it, the configured ID."""
+        ids = {configured, resolved}
+        spec = self.catalog.get(resolved)
+        if spec is not None:
+            ids.update(spec.aliases)
+        ids.update(name for s in self.catalog.specs if s.routed_to == resolved for name in s.names)
+        return frozenset(ids)
+
+    @property
+    def models(self) -> tuple[ModelSpec, ...]:
+        return self.catalog.specs
 
     def model(self, model_id: str | None) -> ModelSpec | None:
-        return next((m for m in self.models if m.id == model_id), None)
+        return self.catalog.get(model_id)
+
+    def role(self, model_id: str | None) -> Role:
+        if model_id in self.primary_ids:
+            return Role.PRIMARY
+        if model_id in self.fallback_ids:
+            return Role.FALLBACK
+        return Role.OTHER
+
+    @property
+    def known_models(self) -> frozenset[str]:
+        """Label values that always pass the model label's bound: the catalog's names and the configured IDs."""
+        return self.catalog.names | self.primary_ids | self.fallback_ids
 
     def is_image_model(self, model_id: str | None) -> bool:
         spec = self.model(model_id)
         if spec is not None:
             return spec.image_model
-        # Unlisted models: Google names every image-output model "...-image...".
-        return model_id is not None and "image" in model_id
+        # Unlisted models: Google names every image-output model "...-image..." (or Nano Banana).
+        return model_id is not None and ("image" in model_id or "banana" in model_id)
+
+    def lifecycle_notes(self, today: date | None = None) -> list[LifecycleNote]:
+        """The configured models that are retired, deprecated or within warn_before_shutdown_days of shutdown."""
+        today = today or self.as_of
+        notes = []
+        for key, model in (("models.primary", self.configured_primary), ("models.fallback", self.configured_fallback)):
+            spec = self.catalog.get(model)
+            if spec is None:
+                continue
+            state = spec.lifecycle(today)
+            replacement = spec.replacement
+            if state is Lifecycle.RETIRED:
+                serving = self.primary_model if key == "models.primary" else self.fallback_model
+                message = f"{model} was shut down on {spec.shutdown}; nbmon uses its successor {serving}"
+            elif spec.shutdown is not None and (spec.shutdown - today).days <= self.warn_before_shutdown_days:
+                message = f"{model} shuts down on {spec.shutdown}, in {(spec.shutdown - today).days} days"
+            elif state is Lifecycle.DEPRECATED:
+                message = f"{model} is deprecated since {spec.deprecated}"
+            else:
+                continue
+            if replacement and state is not Lifecycle.RETIRED:
+                message += f"; migrate to {replacement}"
+            notes.append(LifecycleNote(key, model, state, message, replacement, spec.shutdown))
+        return notes
 
 
-def shim_config_from_mapping(data: Mapping[str, Any], prefix: str = "") -> ShimConfig:
-    """Build and validate a ShimConfig; errors name the dotted key at fault."""
-    known = {"models", "primary_model", "fallback_model", "max_extra_model_labels", "capture_content"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{prefix}{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
-    models = DEFAULT_MODELS
-    if "models" in data:
-        models = _models(data["models"], f"{prefix}models")
-    defaults = ShimConfig()
-    config = ShimConfig(
-        models=models,
-        primary_model=_text(data, "primary_model", defaults.primary_model, prefix),
-        fallback_model=_text(data, "fallback_model", defaults.fallback_model, prefix),
-        max_extra_model_labels=_count(data, "max_extra_model_labels", defaults.max_extra_model_labels, prefix),
-        capture_content=_flag(data, "capture_content", defaults.capture_content, prefix),
-    )
-    ids = {m.id for m in config.models}
-    for key in ("primary_model", "fallback_model"):
-        if getattr(config, key) not in ids:
-            raise ConfigError(f"{prefix}{key}", f"{getattr(config, key)!r} is not in {prefix}models")
-    return config
+_announced: set[tuple[str, str]] = set()
+_announced_lock = threading.Lock()
 
 
-def load_shim_config(path: str | os.PathLike[str] | None = None) -> ShimConfig:
-    """Read the [shim] table of a TOML file (path, or $NBMON_CONFIG); defaults when neither is set."""
-    path = path or os.environ.get(CONFIG_ENV)
-    if not path:
-        return ShimConfig()
+def warn_lifecycle(config: ShimConfig, logger: Any) -> list[LifecycleNote]:
+    """Log each lifecycle note of the configured models once per process (instrument(), ImageGenerator and the
+    daemon all call this); returns the notes logged now."""
+    logged = []
+    for note in config.lifecycle_notes():
+        with _announced_lock:
+            if (note.model, note.lifecycle.value) in _announced:
+                continue
+            _announced.add((note.model, note.lifecycle.value))
+        logger.warning(
+            "nbmon.model.lifecycle",
+            key=note.key,
+            model=note.model,
+            lifecycle=note.lifecycle.value,
+            replacement=note.replacement,
+            shutdown=str(note.shutdown) if note.shutdown else None,
+            message=note.message,
+        )
+        logged.append(note)
+    return logged
+
+
+def config_from_document(
+    document: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    as_of: date | None = None,
+) -> ShimConfig:
+    """The models and shim options of a whole config document; ConfigError naming the key otherwise.
+
+    Reads `[models]` and `[shim]` only; NBMON_PRIMARY_MODEL, NBMON_FALLBACK_MODEL and NBMON_MODEL_CATALOG win.
+    A relative catalog path is read from `base_dir` (the config file's directory).
+    """
+    models = _table(document, "models")
+    shim = _table(document, "shim")
+    env = os.environ if environ is None else environ
+    settings = {k: v for k, v in models.items() if not isinstance(v, Mapping)}
+    entries = {k: v for k, v in models.items() if isinstance(v, Mapping)}
+    for var, key in MODEL_ENV.items():
+        if env.get(var):
+            settings[key] = env[var]
+    for key in settings:
+        if key not in _MODELS_KEYS:
+            raise ConfigError(
+                f"models.{key}", f'unknown key (expected one of {", ".join(_MODELS_KEYS)}, or a [models."<id>"] table)'
+            )
+    for key in shim:
+        if key not in _SHIM_KEYS:
+            raise ConfigError(f"shim.{key}", f"unknown key (expected one of {', '.join(_SHIM_KEYS)})")
+
+    catalog = builtin_catalog()
+    if "catalog" in settings:
+        path = Path(_text(settings["catalog"], "models.catalog"))
+        catalog = load_catalog(path if path.is_absolute() or base_dir is None else base_dir / path)
+    if "models" in shim:  # the older spelling of single entries: [shim.models."<id>"]
+        legacy = shim["models"]
+        if not isinstance(legacy, Mapping) or not legacy:
+            raise ConfigError("shim.models", "must be a non-empty table of model id -> {prices_usd, image_sizes, ...}")
+        catalog = catalog.merged(legacy, "shim.models")
+    if entries:
+        catalog = catalog.merged(entries, "models")
+
+    primary = _one_of(settings, "primary", shim, "primary_model")
+    fallback = _one_of(settings, "fallback", shim, "fallback_model")
+    options: dict[str, Any] = {"catalog": catalog, "primary_model": primary, "fallback_model": fallback}
+    if as_of is not None:
+        options["as_of"] = as_of
+    if "warn_before_shutdown_days" in settings:
+        options["warn_before_shutdown_days"] = _count(
+            settings["warn_before_shutdown_days"], "models.warn_before_shutdown_days"
+        )
+    if "max_extra_model_labels" in shim:
+        options["max_extra_model_labels"] = _count(shim["max_extra_model_labels"], "shim.max_extra_model_labels")
+    if "capture_content" in shim:
+        if not isinstance(shim["capture_content"], bool):
+            raise ConfigError("shim.capture_content", "must be true or false")
+        options["capture_content"] = shim["capture_content"]
+    return ShimConfig(**options)
+
+
+def shim_config_from_mapping(data: Mapping[str, Any], prefix: str = "shim.") -> ShimConfig:
+    """A ShimConfig from a `[shim]` table alone (the older layout); see config_from_document."""
+    if prefix not in ("", "shim."):
+        raise ValueError(f"prefix: {prefix!r} is not supported")
+    return config_from_document({"shim": data}, environ={})
+
+
+def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML (.toml) or YAML (.yaml/.yml) file as a mapping; ConfigError naming the file otherwise."""
+    path = Path(path)
     try:
-        with Path(path).open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
-    shim = data.get("shim", {})
-    if not isinstance(shim, Mapping):
-        raise ConfigError("shim", "must be a table")
-    return shim_config_from_mapping(shim, "shim.")
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(raw.decode())
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml  # only for YAML files: the shim's own installs may not have it
+
+            try:
+                data = yaml.safe_load(raw) or {}
+            except yaml.YAMLError as exc:
+                raise ValueError(str(exc)) from exc
+        else:
+            raise ConfigError(str(path), "unknown format: use a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(str(path), f"not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "must contain a table/mapping at the top level")
+    return data
 
 
-def _models(raw: object, key: str) -> tuple[ModelSpec, ...]:
-    if not isinstance(raw, Mapping) or not raw:
-        raise ConfigError(key, "must be a non-empty table of model id -> {image_model, prices_usd}")
-    specs = []
-    for model_id, spec in raw.items():
-        where = f"{key}.{model_id}"
-        if not isinstance(spec, Mapping):
-            raise ConfigError(where, "must be a table")
-        for name in spec:
-            if name not in ("image_model", "prices_usd", "image_sizes"):
-                raise ConfigError(f"{where}.{name}", "unknown key (expected image_model, prices_usd or image_sizes)")
-        prices = spec.get("prices_usd", {})
-        if not isinstance(prices, Mapping):
-            raise ConfigError(f"{where}.prices_usd", "must be a table of image size -> USD")
-        for size, price in prices.items():
-            if size not in (*IMAGE_SIZES, "default"):
-                raise ConfigError(f"{where}.prices_usd.{size}", f"unknown image size (use {IMAGE_SIZES} or default)")
-            if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price) or price < 0:
-                raise ConfigError(f"{where}.prices_usd.{size}", "must be a number >= 0")
-        sizes = spec.get("image_sizes", list(IMAGE_SIZES))
-        if not isinstance(sizes, list) or any(size not in IMAGE_SIZES for size in sizes):
-            raise ConfigError(f"{where}.image_sizes", f"must be a list drawn from {list(IMAGE_SIZES)}")
-        image_model = _flag(spec, "image_model", True, f"{where}.")
-        specs.append(ModelSpec(str(model_id), image_model, dict(prices), tuple(sizes)))
-    return tuple(specs)
+def load_shim_config(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> ShimConfig:
+    """The config of a file (path, else $NBMON_CONFIG, else $NBMON_CONFIG_FILE); defaults when none is set."""
+    env = os.environ if environ is None else environ
+    path = path or env.get(CONFIG_ENV) or env.get(CONFIG_FILE_ENV)
+    if not path:
+        return config_from_document({}, environ=env)
+    return config_from_document(read_document(path), base_dir=Path(path).parent, environ=env)
 
 
-def _text(data: Mapping[str, Any], key: str, default: str, prefix: str) -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{prefix}{key}", "must be a non-empty string")
+def _table(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = document.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, "must be a table")
     return value
 
 
-def _count(data: Mapping[str, Any], key: str, default: int, prefix: str) -> int:
-    value = data.get(key, default)
+def _one_of(models: Mapping[str, Any], key: str, shim: Mapping[str, Any], legacy: str) -> str:
+    """[models] <key>, or the older [shim] <legacy>; both set and different is an error, not a guess."""
+    new = _text(models[key], f"models.{key}") if key in models else ""
+    old = _text(shim[legacy], f"shim.{legacy}") if legacy in shim else ""
+    if new and old and new != old:
+        raise ConfigError(f"shim.{legacy}", f"{old!r} differs from models.{key} {new!r}: set it in [models] only")
+    return new or old
+
+
+def _text(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, "must be a non-empty string")
+    return value.strip()
+
+
+def _count(value: object, key: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{prefix}{key}", "must be an integer >= 0")
-    return value
-
-
-def _flag(data: Mapping[str, Any], key: str, default: bool, prefix: str) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{prefix}{key}", "must be true or false")
+        raise ConfigError(key, "must be an integer >= 0")
     return value

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor._safety import report_internal_error
+from monitor.catalog import ModelInfoCollector
 from monitor.shim_metrics import ClientShimMetrics, FoldedShimMetrics, multiprocess_mode
 
 INTERNAL_ERRORS_TOTAL = "nbmon_internal_errors"
@@ -66,6 +67,7 @@ class ShimMetrics:
             ["component"],
             registry=registry,
         )
+        self.model_info = ModelInfoCollector(registry)  # filled by instrument() with its configuration
 
     def _fold_error(self, error: Exception) -> None:
         # A record the folded sink could not add (at a scrape, or when its queue was full): guarded like the shim.

@@ -21,7 +21,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client import metrics as client_metrics
@@ -42,6 +42,10 @@ IMAGES_TOTAL = "nbmon_images"
 COST_TOTAL = "nbmon_estimated_cost_usd"
 TOKENS_TOTAL = "nbmon_tokens"
 BLOCKS_TOTAL = "nbmon_blocks"
+REROUTES_TOTAL = "nbmon_model_reroutes"
+DEPRECATED_CALLS_TOTAL = "nbmon_deprecated_model_calls"
+TIER_DOWNGRADES_TOTAL = "nbmon_service_tier_downgrades"
+CAUSES_TOTAL = "nbmon_error_causes"
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: specs key the per-call tables
@@ -81,8 +85,9 @@ IMAGES = _Spec(
 )
 COST = _Spec(
     COST_TOTAL,
-    "Estimated spend in USD: final images times the configured price; failures are not billed.",
-    ("model", "image_size"),
+    "Estimated spend in USD: final images times the catalog's price for the model that served them and the"
+    " service tier that was applied; failures are not billed.",
+    ("model", "image_size", "service_tier"),
 )
 TOKENS = _Spec(TOKENS_TOTAL, "Tokens from usageMetadata; type is input, output or thoughts.", ("model", "type"))
 BLOCKS = _Spec(
@@ -90,7 +95,41 @@ BLOCKS = _Spec(
     "Content blocks; stage is input (promptFeedback) or output (finishReason).",
     ("model", "stage", "reason"),
 )
-SPECS = (REQUESTS, REQUEST_DURATIONS, GENERATIONS, GENERATION_DURATIONS, IMAGES, COST, TOKENS, BLOCKS)
+REROUTES = _Spec(
+    REROUTES_TOTAL,
+    "Calls answered by another model than the one requested (the response's modelVersion), e.g. a deprecated ID"
+    " routed to its successor.",
+    ("requested", "served"),
+)
+DEPRECATED_CALLS = _Spec(
+    DEPRECATED_CALLS_TOTAL,
+    "Calls that requested a model the catalog lists as deprecated or retired on the day of the call.",
+    ("model", "lifecycle"),
+)
+TIER_DOWNGRADES = _Spec(
+    TIER_DOWNGRADES_TOTAL,
+    "Calls served at another service tier than requested (x-gemini-service-tier), e.g. priority served at standard.",
+    ("model", "requested", "served"),
+)
+CAUSES = _Spec(
+    CAUSES_TOTAL,
+    "HTTP attempts refused for a cause the error class alone does not tell (spend_cap, prepaid_credits,"
+    " spend_rate_limit, limit_lowered, capacity_exhausted).",
+    ("model", "error_class", "cause"),
+)
+SPECS = (
+    REQUESTS, REQUEST_DURATIONS, GENERATIONS, GENERATION_DURATIONS, IMAGES, COST, TOKENS, BLOCKS,
+    REROUTES, DEPRECATED_CALLS, TIER_DOWNGRADES, CAUSES,
+)  # fmt: skip
+
+
+class GenerationNotes(NamedTuple):
+    """The rare facts of a call, counted when present: most calls carry none (None instead of this)."""
+
+    lifecycle: str | None = None  # deprecated | retired: the requested model's, on the day of the call
+    served_model: str | None = None  # another model answered (a reroute): its label value
+    served_tier: str | None = None  # another service tier than requested was applied
+    requested_tier: str | None = None
 
 
 def multiprocess_mode() -> bool:
@@ -125,6 +164,8 @@ def generation_counts(
     cost_usd: float | None,
     tokens: tuple[int, int, int],
     block: tuple[str, str] | None,
+    service_tier: str = "standard",
+    notes: GenerationNotes | None = None,
 ) -> list[tuple[_Spec, tuple[str, ...], float]]:
     """The counter increments of one logical call, for both sinks: (metric, label values, amount).
 
@@ -135,7 +176,7 @@ def generation_counts(
     if images[0] > 0:
         counts.append((IMAGES, (model, image_size, "final"), images[0]))
     if cost_usd is not None:
-        counts.append((COST, (model, image_size), cost_usd))
+        counts.append((COST, (model, image_size, service_tier), cost_usd))
     if images[1] > 0:
         counts.append((IMAGES, (model, image_size, "thought"), images[1]))
     for kind, count in zip(("input", "output", "thoughts"), tokens, strict=True):
@@ -143,6 +184,23 @@ def generation_counts(
             counts.append((TOKENS, (model, kind), count))
     if block is not None:
         counts.append((BLOCKS, (model, *block), 1.0))
+    if notes is not None:
+        if notes.lifecycle is not None:
+            counts.append((DEPRECATED_CALLS, (model, notes.lifecycle), 1.0))
+        if notes.served_model is not None:
+            counts.append((REROUTES, (model, notes.served_model), 1.0))
+        if notes.served_tier is not None:
+            counts.append((TIER_DOWNGRADES, (model, notes.requested_tier or "standard", notes.served_tier), 1.0))
+    return counts
+
+
+def attempt_counts(
+    model: str, code: str, error_class: str, cause: str | None
+) -> list[tuple[_Spec, tuple[str, ...], float]]:
+    """The counter increments of one HTTP attempt, for both sinks."""
+    counts: list[tuple[_Spec, tuple[str, ...], float]] = [(REQUESTS, (model, code, error_class), 1.0)]
+    if cause is not None:
+        counts.append((CAUSES, (model, error_class, cause), 1.0))
     return counts
 
 
@@ -204,9 +262,9 @@ class FoldedShimMetrics:
         registry.register(self)
         _live_sinks.add(self)
 
-    def record_attempt(self, model: str, code: str, error_class: str, seconds: float) -> None:
+    def record_attempt(self, model: str, code: str, error_class: str, seconds: float, cause: str | None = None) -> None:
         pending = self._pending
-        pending.append((_ATTEMPT, model, code, error_class, seconds, self._clock()))
+        pending.append((_ATTEMPT, model, code, error_class, seconds, cause, self._clock()))
         if len(pending) >= self._fold_every:
             self._fold_unless_busy()
 
@@ -220,10 +278,15 @@ class FoldedShimMetrics:
         cost_usd: float | None,
         tokens: tuple[int, int, int],
         block: tuple[str, str] | None,
+        service_tier: str = "standard",
+        notes: GenerationNotes | None = None,
     ) -> None:
         """One logical call; what is counted is generation_counts()'s rule."""
         pending = self._pending
-        record = (_GENERATION, model, error_class, seconds, image_size, images, cost_usd, tokens, block, self._clock())
+        record = (
+            _GENERATION, model, error_class, seconds, image_size, images, cost_usd, tokens, block, service_tier, notes,
+            self._clock(),
+        )  # fmt: skip
         pending.append(record)
         if len(pending) >= self._fold_every:
             self._fold_unless_busy()
@@ -262,12 +325,12 @@ class FoldedShimMetrics:
         """Checks everything first, then changes the tables: a record is added whole or not at all."""
         tables = self._tables
         if record[0] == _ATTEMPT:
-            _, model, code, error_class, seconds, now = record
-            counts: list[tuple[_Spec, tuple[str, ...], float]] = [(REQUESTS, (model, code, error_class), 1.0)]
+            _, model, code, error_class, seconds, cause, now = record
+            counts = attempt_counts(model, code, error_class, cause)
             durations = tables[REQUEST_DURATIONS]
         else:
-            _, model, error_class, seconds, image_size, images, cost_usd, tokens, block, now = record
-            counts = generation_counts(model, error_class, image_size, images, cost_usd, tokens, block)
+            _, model, error_class, seconds, image_size, images, cost_usd, tokens, block, tier, notes, now = record
+            counts = generation_counts(model, error_class, image_size, images, cost_usd, tokens, block, tier, notes)
             durations = tables[GENERATION_DURATIONS]
         seconds, now = _number(seconds), _number(now)
         bucket = None if math.isnan(seconds) else bisect.bisect_left(self._bounds, seconds)  # as Histogram.observe
@@ -363,8 +426,9 @@ class ClientShimMetrics:
             child = self._children[(spec, key)] = self._metrics[spec].labels(*key)
         return child
 
-    def record_attempt(self, model: str, code: str, error_class: str, seconds: float) -> None:
-        self._child(REQUESTS, (model, code, error_class)).inc()
+    def record_attempt(self, model: str, code: str, error_class: str, seconds: float, cause: str | None = None) -> None:
+        for spec, key, amount in attempt_counts(model, code, error_class, cause):
+            self._child(spec, key).inc(amount)
         self._child(REQUEST_DURATIONS, (model, error_class)).observe(seconds)
 
     def record_generation(
@@ -377,7 +441,10 @@ class ClientShimMetrics:
         cost_usd: float | None,
         tokens: tuple[int, int, int],
         block: tuple[str, str] | None,
+        service_tier: str = "standard",
+        notes: GenerationNotes | None = None,
     ) -> None:
-        for spec, key, amount in generation_counts(model, error_class, image_size, images, cost_usd, tokens, block):
+        counts = generation_counts(model, error_class, image_size, images, cost_usd, tokens, block, service_tier, notes)
+        for spec, key, amount in counts:
             self._child(spec, key).inc(amount)
         self._child(GENERATION_DURATIONS, (model, error_class)).observe(seconds)

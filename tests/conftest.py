@@ -61,8 +61,8 @@ def uninstrumented() -> Iterator[None]:
 
 # --- the shim against the simulator -------------------------------------------------------------------------
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 API_KEY = "AIzaSyTESTKEY_0123456789abcdefghijklmnopq"  # shaped like a real key, to prove redaction
 IMAGE_CONFIG = {"response_modalities": ["TEXT", "IMAGE"], "image_config": {"image_size": "1K", "aspect_ratio": "16:9"}}
 

@@ -31,7 +31,8 @@ def test_classify_a_saved_body(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert result["retry_after_s"] == 23693.0
     assert result["quota"][1]["window"] == "day"
     keys = {"error_class", "category", "http_code", "grpc_status", "retry_after_s", "quota", "block_stage", "reason"}
-    assert set(result) == keys  # the output's keys are a contract: added to, never changed
+    assert set(result) == keys | {"cause"}  # the output's keys are a contract: added to, never changed
+    assert result["cause"] is None
 
 
 def test_classify_with_header(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,8 +88,8 @@ def test_demo_plays_the_day_and_closes_the_loop(tmp_path: Path) -> None:
     assert "--- safety blocks" in out
 
     # Every notification went through the real outbox to the fake receivers, both ends of the episode.
-    assert "slack <- [FIRING] gemini-3-pro-image-preview entered degraded mode" in out
-    assert "slack <- [RESOLVED] gemini-3-pro-image-preview left degraded mode" in out
+    assert "slack <- [FIRING] gemini-3-pro-image entered degraded mode" in out
+    assert "slack <- [RESOLVED] gemini-3-pro-image left degraded mode" in out
     assert "pagerduty <- trigger nbmon/demo/degraded-mode" in out
     assert "pagerduty <- resolve nbmon/demo/degraded-mode" in out
 

@@ -130,7 +130,7 @@ def test_daily_quota_goes_straight_to_flash(make: Any, sim: SimulatorServer, reg
     result = make().generate("a banana")
     assert (result.served_model, result.fallback_reason) == (FLASH, FallbackReason.QUOTA_EXHAUSTED)
     assert result.attempts == 2
-    assert result.estimated_cost_usd == pytest.approx(0.039)
+    assert result.estimated_cost_usd == pytest.approx(0.0336)  # the fallback's price (catalog)
     labels = {"from_model": PRO, "to_model": FLASH, "reason": "quota_exhausted"}
     assert metric(registry, "nbmon_fallbacks_total", **labels) == 1
 
@@ -379,9 +379,15 @@ def test_empty_prompt_and_bad_settings(make: Any, sim: SimulatorServer) -> None:
     assert sim.stats()["requests"] == 0
 
 
-def test_flash_gets_no_image_size(make: Any, sim: SimulatorServer) -> None:
-    """Flash has a fixed size: the fallback request drops imageSize instead of failing on it."""
+def test_a_fallback_gets_only_the_sizes_it_takes(make: Any, sim: SimulatorServer) -> None:
+    """The catalog's image_sizes: 4K goes to a 4K fallback as asked; to a 1K-only one (Lite) the fallback request
+    drops imageSize instead of failing on it (the simulator, like the API, refuses a size a model does not take)."""
     sim.set_profile({"kind": "mix", "weights": {}, "models": {"pro": {"quota_exhausted": 1.0}}})
     result = make().generate("a banana", image_size="4K")
     assert result.served_model == FLASH
-    assert result.estimated_cost_usd == pytest.approx(0.039)
+    assert result.estimated_cost_usd == pytest.approx(0.1134)  # Nano Banana 2.1 at 4K
+    lite = "gemini-3.1-flash-lite-image"
+    result = make(fallback_model=lite).generate("a banana", image_size="4K")
+    assert result.served_model == lite
+    assert result.estimated_cost_usd == pytest.approx(0.0336)  # served at the default 1K
+    assert sim.stats()["rejected"] == {}

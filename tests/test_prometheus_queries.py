@@ -30,7 +30,7 @@ from monitor.daemon.config import from_mapping
 from monitor.simulator import SimulatorServer
 
 ROOT = Path(__file__).parents[1]
-PRO, FLASH = "gemini-3-pro-image-preview", "gemini-2.5-flash-image"
+PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 
 
 def binary(name: str) -> str:

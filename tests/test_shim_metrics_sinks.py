@@ -19,12 +19,12 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest, multi
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from monitor.metrics import ShimMetrics
-from monitor.shim_metrics import DURATION_BUCKETS, ClientShimMetrics, FoldedShimMetrics
+from monitor.shim_metrics import DURATION_BUCKETS, ClientShimMetrics, FoldedShimMetrics, GenerationNotes
 from monitor.simulator import SimulatorServer
 from monitor.testing import InternalErrorCollector
 from tests.conftest import PRO
 
-FLASH = "gemini-2.5-flash-image"
+FLASH = "gemini-nano-banana-2.1"
 # Durations on, just under and just over bucket bounds, zero, negative, past the last bound.
 DURATIONS = (0.0, -1.0, 0.1, 0.10000001, 1, 2.5, 30, 599.999, 600, 601, 1e9, math.inf, math.nan, *DURATION_BUCKETS)
 
@@ -33,7 +33,7 @@ def drive(sink: FoldedShimMetrics | ClientShimMetrics) -> None:
     for i, seconds in enumerate(DURATIONS):
         model = (PRO, FLASH, "other")[i % 3]
         code, error_class = ("200", "503", "none", "429")[i % 4], ("ok", "overloaded", "timeout")[i % 3]
-        sink.record_attempt(model, code, error_class, seconds)
+        sink.record_attempt(model, code, error_class, seconds, ("spend_cap", None)[i % 2])
         sink.record_generation(
             model,
             ("ok", "no_image", "safety_block")[i % 3],
@@ -43,6 +43,12 @@ def drive(sink: FoldedShimMetrics | ClientShimMetrics) -> None:
             (0.134, 0.0, None)[i % 3],  # a price, a free model, nothing billed
             (i, 0, 3 * i),
             ("output", "IMAGE_SAFETY") if i % 3 == 2 else None,
+            ("standard", "priority", "batch")[i % 3],
+            (
+                None,
+                GenerationNotes(lifecycle="retired"),
+                GenerationNotes(served_model=FLASH, served_tier="standard", requested_tier="priority"),
+            )[i % 3],
         )
 
 
@@ -68,6 +74,9 @@ def test_the_folded_sink_exposes_the_same_text_as_prometheus_client(
 ) -> None:
     folded, client = (render(r) for r in both)  # type: ignore[operator]
     assert b"nbmon_requests_total" in folded and b'le="+Inf"' in folded
+    for name in (b"nbmon_model_reroutes", b"nbmon_deprecated_model_calls", b"nbmon_service_tier_downgrades"):
+        assert name + b"_total{" in folded
+    assert b'nbmon_error_causes_total{cause="spend_cap"' in folded
     assert without_created(folded) == without_created(client)
     # _created carries a creation time, different by nature; the same series carry one.
     assert created_series(folded) == created_series(client) != []
@@ -93,8 +102,13 @@ def test_a_free_model_has_a_cost_series_and_an_unpriced_one_none() -> None:
     sink.record_generation(PRO, "ok", 1.0, "1K", (1, 0), 0.0, (0, 0, 0), None)
     sink.record_generation(FLASH, "ok", 1.0, "1K", (1, 0), None, (0, 0, 0), None)
     value = registry.get_sample_value
-    assert value("nbmon_estimated_cost_usd_total", {"model": PRO, "image_size": "1K"}) == 0.0
-    assert value("nbmon_estimated_cost_usd_total", {"model": FLASH, "image_size": "1K"}) is None
+    assert (
+        value("nbmon_estimated_cost_usd_total", {"model": PRO, "image_size": "1K", "service_tier": "standard"}) == 0.0
+    )
+    assert (
+        value("nbmon_estimated_cost_usd_total", {"model": FLASH, "image_size": "1K", "service_tier": "standard"})
+        is None
+    )
 
 
 def test_a_nan_duration_reaches_the_sum_and_no_bucket() -> None:
@@ -152,7 +166,9 @@ def test_concurrent_calls_and_scrapes_lose_nothing() -> None:
     assert value("nbmon_generation_duration_seconds_count", {"model": PRO, "error_class": "ok"}) == n
     assert value("nbmon_images_total", {"model": PRO, "image_size": "1K", "kind": "thought"}) == 2 * n
     assert value("nbmon_tokens_total", {"model": PRO, "type": "output"}) == 1120 * n
-    assert value("nbmon_estimated_cost_usd_total", {"model": PRO, "image_size": "1K"}) == pytest.approx(0.134 * n)
+    assert value(
+        "nbmon_estimated_cost_usd_total", {"model": PRO, "image_size": "1K", "service_tier": "standard"}
+    ) == pytest.approx(0.134 * n)
 
 
 def test_a_registry_that_has_one_of_our_names_refuses_the_whole_sink() -> None:
@@ -185,7 +201,7 @@ assert monitor.instrument()
 client = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=sys.argv[1]))
 config = {"response_modalities": ["TEXT", "IMAGE"]}
 for _ in range(3):
-    client.models.generate_content(model="gemini-3-pro-image-preview", contents="x", config=config)
+    client.models.generate_content(model="gemini-3-pro-image", contents="x", config=config)
 """
 
 

@@ -23,7 +23,9 @@ def test_ok_call_metrics_span_and_log(shim: Shim, gemini_sim: SimulatorServer, g
     assert shim.value("nbmon_generations_total", model=PRO, error_class="ok") == 1
     assert shim.value("nbmon_images_total", model=PRO, image_size="1K", kind="final") == 1
     assert shim.value("nbmon_images_total", model=PRO, image_size="1K", kind="thought") == 2
-    assert shim.value("nbmon_estimated_cost_usd_total", model=PRO, image_size="1K") == pytest.approx(0.134)
+    assert shim.value(
+        "nbmon_estimated_cost_usd_total", model=PRO, image_size="1K", service_tier="standard"
+    ) == pytest.approx(0.134)
     assert shim.value("nbmon_tokens_total", model=PRO, type="output") == 1120
     assert shim.value("nbmon_tokens_total", model=PRO, type="input") > 0
     assert shim.value("nbmon_tokens_total", model=PRO, type="thoughts") > 0
@@ -58,7 +60,9 @@ def test_ok_call_metrics_span_and_log(shim: Shim, gemini_sim: SimulatorServer, g
 
 def test_flash_price_and_no_thought_images(shim: Shim, gemini_sim: SimulatorServer, gclient: genai.Client) -> None:
     gclient.models.generate_content(model=FLASH, contents="a banana", config=IMAGE_CONFIG)
-    assert shim.value("nbmon_estimated_cost_usd_total", model=FLASH, image_size="1K") == pytest.approx(0.039)
+    assert shim.value(
+        "nbmon_estimated_cost_usd_total", model=FLASH, image_size="1K", service_tier="standard"
+    ) == pytest.approx(0.0336)
     assert shim.value("nbmon_images_total", model=FLASH, image_size="1K", kind="thought") == 0
 
 
@@ -78,6 +82,11 @@ ERRORS = [
     ("failed_precondition", errors.ClientError, "400", "failed_precondition"),
     ("permission_denied", errors.ClientError, "403", "permission_denied"),
     ("not_found", errors.ClientError, "404", "not_found"),
+    ("high_demand", errors.ServerError, "503", "overloaded"),
+    ("capacity_exhausted", errors.ServerError, "503", "overloaded"),
+    ("spend_cap", errors.ClientError, "429", "billing_limited"),
+    ("prepaid_depleted", errors.ClientError, "429", "billing_limited"),
+    ("tier_dropped", errors.ClientError, "429", "rate_limited"),
 ]
 
 
@@ -131,6 +140,7 @@ CONTENT = [
     ("no_image", "no_image", None, None),
     ("no_image_stop", "no_image", None, None),
     ("thought_only", "no_image", None, None),
+    ("image_other", "no_image", None, None),
 ]
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from monitor.config import ConfigError, ShimConfig
 from monitor.signals import Counts, Series
 
+ModelIds = str | Iterable[str]  # one model ID, or every ID of a role (the model, its aliases, what routes to it)
+
 DEGRADED_MODE = "degraded-mode"
 QUOTA_EXHAUSTION = "quota-exhaustion"
 CLIENT_ERROR_SPIKE = "client-error-spike"
@@ -26,7 +28,6 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # a metric label value and one 
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_SHIM_DEFAULTS = ShimConfig()  # the default primary and fallback models
 
 
 class Severity(StrEnum):
@@ -123,7 +124,7 @@ class Rule:
             raise ConfigError(self._key(name), problem)
 
 
-def default_rules(primary_model: str, fallback_model: str) -> tuple[Rule, ...]:
+def default_rules(primary_model: ModelIds, fallback_model: ModelIds) -> tuple[Rule, ...]:
     """The built-in rules: degraded-mode (enabled) and three notify-only rules the config can switch on.
 
     - degraded-mode: 503s / all responses of the primary model over 1m > 0.30 for 5m with >= 20 requests; leaves
@@ -138,8 +139,8 @@ def default_rules(primary_model: str, fallback_model: str) -> tuple[Rule, ...]:
       routinely; a fifth of them is prompt abuse or a policy change. Long window: block rates are noisy.
     The notify-only rules never probe: there is no flag to release.
     """
-    primary = Selector(models=frozenset({primary_model}))
-    both = Selector(models=frozenset({primary_model, fallback_model}))
+    primary = Selector(models=_ids(primary_model))
+    both = Selector(models=_ids(primary_model) | _ids(fallback_model))
     notify = frozenset({Action.NOTIFY})
 
     def share(error_classes: Iterable[str]) -> Selector:
@@ -195,18 +196,25 @@ def default_rules(primary_model: str, fallback_model: str) -> tuple[Rule, ...]:
 def rules_from_mapping(
     data: Mapping[str, Any],
     *,
-    primary_model: str = _SHIM_DEFAULTS.primary_model,
-    fallback_model: str = _SHIM_DEFAULTS.fallback_model,
+    primary_model: ModelIds | None = None,
+    fallback_model: ModelIds | None = None,
 ) -> tuple[Rule, ...]:
     """The enabled rules: `default_rules()` with the `[rules]` table applied over them.
 
     `data` maps a rule name to a table of Rule fields. A built-in name overrides only the fields given (e.g.
     `enabled = true`); a new name defines a rule and needs numerator, denominator and threshold. Durations are
     seconds or strings like "30s", "5m", "1h", "1h30m"; `probe_after_s = false` (or "off") disables probing.
-    Selectors are tables of label -> value or list: `{model = [...], code = ["503"], error_class = [...]}`.
+    Selectors are tables of label -> value or list: `{model = [...], code = ["503"], error_class = [...]}`, or
+    `role = "primary"` (or fallback) for the configured model's IDs, so a rule never names a model.
+    The models default to the built-in catalog's primary and fallback.
     """
     if not isinstance(data, Mapping):
         raise ConfigError("rules", "must be a table of rule name -> rule")
+    if primary_model is None or fallback_model is None:
+        defaults = ShimConfig()
+        primary_model = defaults.primary_ids if primary_model is None else primary_model
+        fallback_model = defaults.fallback_ids if fallback_model is None else fallback_model
+    roles = {"primary": _ids(primary_model), "fallback": _ids(fallback_model)}
     rules = {rule.name: rule for rule in default_rules(primary_model, fallback_model)}
     known = {f.name for f in fields(Rule)} - {"name"}
     for name, table in data.items():
@@ -216,7 +224,7 @@ def rules_from_mapping(
         for key in table:
             if key not in known:
                 raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
-        values: dict[str, Any] = {key: _parse(key, value, f"{where}.{key}") for key, value in table.items()}
+        values: dict[str, Any] = {key: _parse(key, value, f"{where}.{key}", roles) for key, value in table.items()}
         if name in rules:
             rules[name] = replace(rules[name], **values)
             continue
@@ -236,10 +244,14 @@ def parse_duration(value: object, key: str) -> float:
     raise ConfigError(key, f'must be seconds or a duration like "30s", "5m", "1h", got {value!r}')
 
 
-def _parse(key: str, value: object, where: str) -> object:
+def _ids(models: ModelIds) -> frozenset[str]:
+    return frozenset({models}) if isinstance(models, str) else frozenset(models)
+
+
+def _parse(key: str, value: object, where: str, roles: Mapping[str, frozenset[str]]) -> object:
     """Config value -> Rule field value; range checks are Rule's, type and syntax checks are here."""
     if key in ("numerator", "denominator"):
-        return _selector(value, where)
+        return _selector(value, where, roles)
     if key == "probe_after_s" and (value is False or value in ("off", "never", "none")):
         return None
     if key.endswith("_s"):
@@ -251,19 +263,25 @@ def _parse(key: str, value: object, where: str) -> object:
     return value  # threshold, recovery_threshold, min_volume, severity, enabled: Rule validates them
 
 
-def _selector(value: object, where: str) -> Selector:
-    labels = {"model": "models", "code": "codes", "error_class": "error_classes"}
+def _selector(value: object, where: str, roles: Mapping[str, frozenset[str]]) -> Selector:
+    labels = {"model": "models", "code": "codes", "error_class": "error_classes", "role": "roles"}
     if not isinstance(value, Mapping):
-        raise ConfigError(where, "must be a table of label (model, code, error_class) -> value or list of values")
+        raise ConfigError(where, "must be a table of label (model, role, code, error_class) -> value or list of values")
     selected: dict[str, frozenset[str]] = {}
     for label, allowed in value.items():
         if label not in labels:
-            raise ConfigError(f"{where}.{label}", "unknown label (expected model, code or error_class)")
+            raise ConfigError(f"{where}.{label}", "unknown label (expected model, role, code or error_class)")
         items = allowed if isinstance(allowed, list | tuple) else [allowed]
         # TOML writes codes as integers: 503 and "503" mean the same label value.
         if not all(isinstance(i, str | int) and not isinstance(i, bool) and str(i) for i in items):
             raise ConfigError(f"{where}.{label}", "must be a string or a list of strings")
         selected[labels[label]] = frozenset(str(i) for i in items)
+    if "roles" in selected:  # a role is its models' IDs, resolved now: the evaluator only sees model IDs
+        unknown = selected["roles"] - set(roles)
+        if unknown:
+            raise ConfigError(f"{where}.role", f"unknown role {sorted(unknown)[0]!r} (expected primary or fallback)")
+        by_role = frozenset().union(*(roles[r] for r in selected.pop("roles")))
+        selected["models"] = selected["models"] & by_role if "models" in selected else by_role
     return Selector(**selected)
 
 

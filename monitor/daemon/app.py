@@ -18,6 +18,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.alerts import Action, CounterWindow, Evaluator, RuleStatus, State, Transition, rules_from_mapping
+from monitor.catalog import ModelInfoCollector
+from monitor.config import warn_lifecycle
 from monitor.daemon.alertmanager import AlertTracker, parse_payload
 from monitor.daemon.config import DaemonConfig, parse_duration
 from monitor.daemon.http import DaemonServer, Reply
@@ -53,10 +55,11 @@ class Daemon:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = DaemonMetrics(self.registry)
+        ModelInfoCollector(self.registry, config.shim)  # nbmon_model_info: the rules join on its roles
         self._monotonic, self._wall = monotonic, wall
         self.models = Models(config.primary_model, config.fallback_model)
         rules = rules_from_mapping(
-            config.rules, primary_model=config.primary_model, fallback_model=config.fallback_model
+            config.rules, primary_model=config.shim.primary_ids, fallback_model=config.shim.fallback_ids
         )
         self.evaluator = Evaluator(rules)
         self._flag_rules = {r.name for r in rules if Action.SET_FLAG in r.actions}
@@ -364,6 +367,7 @@ class Daemon:
             )
         scheduler.start()
         self._scheduler = scheduler
+        warn_lifecycle(self.config.shim, _log)
         if self.dispatcher is not None:
             self.dispatcher.start()  # re-sends what a crash left unacknowledged
         _log.info("nbmon.daemon.started", url=self.url, source=self.source_name, rules=sorted(self._flag_rules))

@@ -47,15 +47,19 @@ def check_config(args: argparse.Namespace) -> int:
         from monitor.alerts import rules_from_mapping
 
         rules = rules_from_mapping(
-            config.rules, primary_model=config.primary_model, fallback_model=config.fallback_model
+            config.rules, primary_model=config.shim.primary_ids, fallback_model=config.shim.fallback_ids
         )
     except ValueError as exc:
         print(f"nbmon: config error: {exc}", file=sys.stderr)
         return 2
+    shim = config.shim
     print(
         f"config ok: listen {config.listen_host}:{config.listen_port}, source {config.source_kind}, "
-        f"rules {', '.join(r.name for r in rules)}, state {config.state_path}"
+        f"rules {', '.join(r.name for r in rules)}, state {config.state_path}, "
+        f"models primary {shim.primary_model} fallback {shim.fallback_model} (catalog of {len(shim.catalog)})"
     )
+    for note in shim.lifecycle_notes():
+        print(f"nbmon: warning: {note.key}: {note.message}", file=sys.stderr)
     return 0
 
 

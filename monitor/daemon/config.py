@@ -9,16 +9,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from monitor.alerts.rules import parse_duration as rule_duration
-from monitor.config import ConfigError, ShimConfig, shim_config_from_mapping
+from monitor.config import ConfigError, ShimConfig, config_from_document, read_document
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
 
 SOURCE_KINDS = ("scrape", "inprocess", "promql")
@@ -41,6 +38,7 @@ ENV_KEYS = {
     "NBMON_LOG_LEVEL": "log.level",
     "NBMON_PRIMARY_MODEL": "models.primary",
     "NBMON_FALLBACK_MODEL": "models.fallback",
+    "NBMON_MODEL_CATALOG": "models.catalog",
     "NBMON_ALERTMANAGER_ALERTS": "alertmanager.alerts",
     "NBMON_QUOTA_PROJECTS": "quota.projects",
     "NBMON_QUOTA_KEY_FILE": "quota.key_file",
@@ -69,8 +67,6 @@ class DaemonConfig:
     admin_token: str | None = field(default=None, repr=False)  # a secret: never in repr or logs
     log_format: str = "json"
     log_level: str = "INFO"
-    primary_model: str = "gemini-3-pro-image-preview"
-    fallback_model: str = "gemini-2.5-flash-image"
     rules: Mapping[str, Any] = field(default_factory=dict)  # validated by monitor.alerts.rules_from_mapping
     alertmanager_alerts: tuple[str, ...] = ("NbmonImage503RateHigh",)  # POST /v1/alertmanager: alerts that degrade
     shim: ShimConfig = field(default_factory=ShimConfig)
@@ -81,6 +77,15 @@ class DaemonConfig:
     quota_timeout_s: float = 30.0
     quota_key_file: Path | None = None
     quota_rules: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary_model(self) -> str:
+        """The model the rules watch as the primary: [models] primary, resolved through the catalog."""
+        return self.shim.primary_model
+
+    @property
+    def fallback_model(self) -> str:
+        return self.shim.fallback_model
 
 
 def parse_duration(value: object, key: str) -> float:
@@ -96,23 +101,7 @@ def parse_duration(value: object, key: str) -> float:
 
 def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML (.toml) or YAML (.yaml/.yml) file as a mapping; ConfigError naming the file otherwise."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
-    try:
-        if path.suffix == ".toml":
-            data: Any = tomllib.loads(raw.decode())
-        elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(raw) or {}
-        else:
-            raise ConfigError(str(path), "unknown format: use a .toml, .yaml or .yml file")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), "must contain a table/mapping at the top level")
-    return data
+    return read_document(path)
 
 
 def load(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> DaemonConfig:
@@ -125,10 +114,10 @@ def load(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None 
             table = data.setdefault(section, {})
             if isinstance(table, dict):
                 table[key] = env[var]
-    return from_mapping(data)
+    return from_mapping(data, base_dir=Path(path).parent if path else None)
 
 
-def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
+def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> DaemonConfig:
     errors: list[ConfigError] = []
     known = {
         "listen",
@@ -176,7 +165,6 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
     state = section("state", {"path", "flagd_path"})
     admin = section("admin", {"token", "token_file"})
     log = section("log", {"format", "level"})
-    models = section("models", {"primary", "fallback"})
     alertmanager = section("alertmanager", {"alerts"})
     quota = section("quota", {"projects", "services", "interval", "timeout", "key_file", "rules"})
     rules = data.get("rules", {})
@@ -184,11 +172,10 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         errors.append(ConfigError("rules", "must be a table/mapping of rule name -> settings"))
         rules = {}
     shim = defaults.shim
-    if "shim" in data:
-        try:
-            shim = shim_config_from_mapping(data["shim"] if isinstance(data["shim"], Mapping) else {}, "shim.")
-        except ConfigError as exc:
-            errors.append(exc)
+    try:  # [models] and [shim]: the one parse the shim and the generator make of the same file
+        shim = config_from_document(data, base_dir=base_dir, environ={})
+    except ConfigError as exc:
+        errors.append(exc)
 
     notify = NotifyConfig()
     if "notify" in data:
@@ -210,8 +197,6 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         admin_token=_token(admin, errors),
         log_format=get("log", _choice(LOG_FORMATS), defaults.log_format, log, "format"),
         log_level=get("log", _choice(LOG_LEVELS, upper=True), defaults.log_level, log, "level"),
-        primary_model=get("models", _text, shim.primary_model, models, "primary"),
-        fallback_model=get("models", _text, shim.fallback_model, models, "fallback"),
         rules=dict(rules),
         alertmanager_alerts=get("alertmanager", _names, defaults.alertmanager_alerts, alertmanager, "alerts"),
         shim=shim,
@@ -231,8 +216,6 @@ def from_mapping(data: Mapping[str, Any]) -> DaemonConfig:
         errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
     if config.quota_projects and config.quota_timeout_s >= config.quota_interval_s:
         errors.append(ConfigError("quota.timeout", "must be shorter than quota.interval"))
-    if config.primary_model == config.fallback_model:
-        errors.append(ConfigError("models.fallback", "must differ from models.primary"))
     if errors:
         raise ConfigErrors(errors)
     return config
@@ -293,12 +276,6 @@ def _path(value: object, key: str) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError(key, "must be a file path")
     return Path(value)
-
-
-def _text(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(key, "must be a non-empty string")
-    return value
 
 
 def _token(admin: Mapping[str, Any], errors: list[ConfigError]) -> str | None:

@@ -37,6 +37,7 @@ from monitor.demo.script import (
     PRO,
     Schedule,
     Timing,
+    legacy_model,
     phases,
 )
 from monitor.demo.stack import DemoStack, DemoStartError, StackOptions
@@ -171,10 +172,11 @@ def _bypass_proxies_for_loopback() -> None:
 
 
 def _run(settings: Settings, workdir: Path, out: TextIO) -> int:
-    schedule = Schedule(settings.day_seconds, phases(settings.storm_share))
+    legacy = legacy_model(datetime.now(UTC).date())  # the catalog's deprecated model, called by a forgotten job
+    schedule = Schedule(settings.day_seconds, phases(settings.storm_share, legacy))
     timing = Timing.for_day(settings.day_seconds)
     with InternalErrorCollector() as collector:
-        stack = DemoStack(settings.options, timing, schedule.phases[0], workdir)
+        stack = DemoStack(settings.options, timing, schedule.phases[0], workdir, legacy)
         stack.start()
         try:
             for line in header(stack, schedule, timing, settings.log_file):
@@ -230,7 +232,7 @@ def _play(
 
 def _play_day(stack: DemoStack, schedule: Schedule, observer: Observer, view: PlainView) -> bool:
     """Runs the load through the phases until the day is over; True when Ctrl-C cut it short."""
-    stack.load.start()
+    stack.start_load()
     playing, next_snapshot = -1, 0.0
     try:
         while (t := observer.now()) < schedule.day_seconds:
@@ -287,6 +289,9 @@ def _problems(
         pro_after_recovery=None if recovered_at is None else final.tally.served[PRO] - recovered_at,
         received=tuple(observer.received),
         internal_errors=internal,
+        legacy=stack.legacy.model if stack.legacy is not None else None,
+        deprecated_calls=sum(final.sums.deprecated_calls.values()),
+        reroutes=sum(final.sums.reroutes.values()),
     )
     return problems(evidence, schedule.clock_at)
 

@@ -189,3 +189,44 @@ class LoadGenerator:
                 if self._stop.is_set():
                     return  # the client was closed under a call in flight
                 self.tally.failed(type(error).__name__)
+
+
+class LegacyJob:
+    """The app's forgotten batch job: calls `model` straight through the SDK (instrumented) every `period_s`,
+    so nbmon counts a deprecated model and, once Google routes it elsewhere, a silent reroute."""
+
+    def __init__(self, base_url: str, model: str, period_s: float = 1.5) -> None:
+        self.model = model
+        self.calls = 0
+        self.served: Counter[str] = Counter()  # the response's modelVersion
+        self._period_s = period_s
+        self._stop = threading.Event()
+        self._client = genai.Client(
+            api_key="nbmon-demo-key",
+            vertexai=False,
+            http_options=types.HttpOptions(base_url=base_url, client_args={"trust_env": False}),
+        )
+        self._thread = threading.Thread(target=self._work, name="nbmon-demo-legacy-job", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self._client.close()
+
+    def _work(self) -> None:
+        config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
+        while not self._stop.wait(self._period_s):
+            try:
+                response = self._client.models.generate_content(model=self.model, contents=PROMPTS[0], config=config)
+            except Exception:  # noqa: BLE001 - its failures are in nbmon's metrics; the job goes on
+                if self._stop.is_set():
+                    return
+                continue
+            self.calls += 1
+            self.served[response.model_version or self.model] += 1

@@ -53,6 +53,8 @@ class MetricSums:
     waited_s: float = 0.0
     spend_usd: float = 0.0
     internal_errors: dict[str, float] = field(default_factory=dict)
+    deprecated_calls: dict[str, float] = field(default_factory=dict)  # "model (lifecycle)" -> calls
+    reroutes: dict[str, float] = field(default_factory=dict)  # "requested -> served" -> calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,8 @@ def metric_sums(registry: CollectorRegistry) -> MetricSums:
     routing: defaultdict[str, float] = defaultdict(float)
     fallbacks: defaultdict[str, float] = defaultdict(float)
     internal: defaultdict[str, float] = defaultdict(float)
+    deprecated: defaultdict[str, float] = defaultdict(float)
+    reroutes: defaultdict[str, float] = defaultdict(float)
     pro_usage = waited = spend = 0.0
     for family in registry.collect():
         for sample in family.samples:
@@ -102,8 +106,21 @@ def metric_sums(registry: CollectorRegistry) -> MetricSums:
                 spend += value
             elif name == "nbmon_internal_errors_total" and value:
                 internal[labels["component"]] += value
+            elif name == "nbmon_deprecated_model_calls_total":
+                deprecated[f"{labels['model']} ({labels['lifecycle']})"] += value
+            elif name == "nbmon_model_reroutes_total":
+                reroutes[f"{labels['requested']} -> {labels['served']}"] += value
     return MetricSums(
-        dict(attempts), pro_usage, dict(retries), dict(routing), dict(fallbacks), waited, spend, dict(internal)
+        dict(attempts),
+        pro_usage,
+        dict(retries),
+        dict(routing),
+        dict(fallbacks),
+        waited,
+        spend,
+        dict(internal),
+        dict(deprecated),
+        dict(reroutes),
     )
 
 
@@ -134,6 +151,8 @@ class Observer:
         self.pro_served_at_recovery: int | None = None
         self._last_transition_at = float("-inf")
         self._seen = {"slack": 0, "pagerduty": 0}
+        self._model_events: list[Event] = []  # found in a snapshot, shown at the next events()
+        self._models_seen: set[str] = set()
 
     def now(self) -> float:
         return time.monotonic() - self.day_started
@@ -156,7 +175,32 @@ class Observer:
                 if not degraded:
                     self.pro_served_at_recovery = self.stack.load.tally.served[PRO]
         events.extend(self._notifications())
+        events.extend(self._model_events)
+        self._model_events.clear()
         return events
+
+    def _watch_models(self, sums: MetricSums) -> None:
+        """The first call to a deprecated model and the first reroute, as nbmon's metrics counted them."""
+        legacy = self.stack.legacy
+        for key in sums.deprecated_calls:
+            if key not in self._models_seen:
+                self._models_seen.add(key)
+                text = f"deprecated model called: {key}"
+                if legacy is not None and key.startswith(legacy.model + " "):
+                    text += f", deprecated since {legacy.deprecated}; migrate to {legacy.replacement}"
+                self._model_events.append(Event(self.now(), "model", text + " (nbmon_deprecated_model_calls_total)"))
+        for key in sums.reroutes:
+            if key not in self._models_seen:
+                self._models_seen.add(key)
+                requested, served = key.split(" -> ")
+                self._model_events.append(
+                    Event(
+                        self.now(),
+                        "model",
+                        f"silent reroute: {requested} answered by {served} (modelVersion), billed at its price "
+                        "(nbmon_model_reroutes_total)",
+                    )
+                )
 
     def _mode_text(self, degraded: bool, state: State) -> str:
         if degraded:
@@ -182,6 +226,8 @@ class Observer:
         status = daemon.rule_statuses()[RULE]
         if status.ratio is not None and not status.insufficient_data:
             self.peak_ratio = max(self.peak_ratio or 0.0, status.ratio)
+        sums = metric_sums(self.stack.registry)
+        self._watch_models(sums)
         return Snapshot(
             t=self.now(),
             degraded=daemon.store.effective().value,
@@ -191,7 +237,7 @@ class Observer:
             denominator=status.denominator,
             recent=self.stack.load.tally.recent(),
             tally=self.stack.load.tally.copy(),
-            sums=metric_sums(self.stack.registry),
+            sums=sums,
             quota=quota_gauges(daemon.registry),
         )
 

@@ -60,11 +60,24 @@ def summary(snap: Snapshot, observer: Observer, schedule: Schedule, timing: Timi
         f"(the simulator sends {timing.retry_delay_s:g}s)",
         f"  spend            ${sums.spend_usd:,.2f} estimated (final images only; thought images are not billed)",
         f"  quota            {quota_text(snap)}",
+        *_legacy_lines(observer, snap),
         f"  notifications    {sum(received.values())} delivered ({_counts(received)})",
         *(f"                   {clock(r.t)} {r.channel} <- {r.text}" for r in observer.received),
         f"  mode timeline    {timeline[0] if timeline else 'never left normal mode'}",
         *(f"                   {entry}" for entry in timeline[1:]),
         f"  internal errors  {sum(sums.internal_errors.values()):g} (nbmon_internal_errors_total)",
+    ]
+
+
+def _legacy_lines(observer: Observer, snap: Snapshot) -> list[str]:
+    job = observer.stack.legacy_job
+    if job is None:
+        return []
+    served = " · ".join(f"{model} {count:,}" for model, count in job.served.most_common())
+    return [
+        f"  legacy job       {job.calls:,} calls to {job.model}, answered by {served or 'nobody'}",
+        f"                   deprecated calls {_counts(snap.sums.deprecated_calls)}; "
+        f"reroutes {_counts(snap.sums.reroutes)}",
     ]
 
 

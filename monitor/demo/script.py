@@ -6,11 +6,15 @@ same script with the same rule logic as the 2-minute `make demo`; only the windo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 
-PRO: Final = "gemini-3-pro-image-preview"
-FLASH: Final = "gemini-2.5-flash-image"
+from monitor.catalog import Lifecycle, builtin_catalog
+
+# The demo runs on the built-in defaults: the catalog's primary and fallback (monitor/catalog/models.toml).
+PRO: Final = builtin_catalog().default_primary
+FLASH: Final = builtin_catalog().default_fallback
 DEFAULT_DAY_SECONDS: Final = 110.0  # plus start-up and the summary: about two minutes
 MIN_DAY_SECONDS: Final = 20.0  # below this the windows and holds no longer fit inside the phases
 MAX_DAY_SECONDS: Final = 3600.0
@@ -38,15 +42,39 @@ class Phase:
     share: float  # of the day's real seconds
     pro: dict[str, float]  # simulator outcome weights for the Pro model; the rest is ok
     flash: dict[str, float]
+    reroutes: dict[str, str] = field(default_factory=dict)  # model IDs the API answers with another model
 
     def profile(self, seed: int) -> dict[str, Any]:
         """The simulator's JSON spec for this phase (`PUT /_sim/profile`)."""
         return {"kind": "mix", "weights": {}, "models": {"pro": self.pro, "flash": self.flash}, "seed": seed}
 
 
-def phases(storm_share: float) -> tuple[Phase, ...]:
-    """The day, 06:00 to 22:00 UTC; `storm_share` is the share of Pro calls answered 503 at the peak."""
+@dataclass(frozen=True, slots=True)
+class Legacy:
+    """A model the catalog lists as deprecated today, still called by the app's forgotten batch job."""
+
+    model: str
+    replacement: str
+    deprecated: date
+
+
+def legacy_model(today: date) -> Legacy | None:
+    """The catalog's first model that is deprecated (not retired) on `today` and names a replacement."""
+    for spec in builtin_catalog().specs:
+        if spec.lifecycle(today) is Lifecycle.DEPRECATED and spec.replacement and spec.deprecated:
+            return Legacy(spec.id, spec.replacement, spec.deprecated)
+    return None
+
+
+def phases(storm_share: float, legacy: Legacy | None = None) -> tuple[Phase, ...]:
+    """The day, 06:00 to 22:00 UTC; `storm_share` is the share of Pro calls answered 503 at the peak. With a
+    `legacy` model, Google starts routing it to its replacement in the evening (a silent reroute)."""
     storm_pro = {"overloaded": storm_share, "server_error": min(0.01, 1.0 - storm_share)}
+    evening_title = "evening, normal traffic"
+    reroutes = {}
+    if legacy is not None:
+        evening_title += f"; Google routes {legacy.model} to {legacy.replacement}"
+        reroutes = {legacy.model: legacy.replacement}
     return (
         Phase("morning", "normal traffic (~7% errors)", 6.0, 10.0, 0.13, _NORMAL_PRO, _NORMAL_FLASH),
         Phase(
@@ -85,7 +113,7 @@ def phases(storm_share: float) -> tuple[Phase, ...]:
             {"safety_block": 0.20, "prompt_block": 0.03, "overloaded": 0.01},
             {"safety_block": 0.10},
         ),
-        Phase("evening", "evening, normal traffic", 18.5, 22.0, 0.15, _NORMAL_PRO, _NORMAL_FLASH),
+        Phase("evening", evening_title, 18.5, 22.0, 0.15, _NORMAL_PRO, _NORMAL_FLASH, reroutes),
     )
 
 

@@ -23,9 +23,9 @@ import monitor
 from monitor.config import ShimConfig
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
-from monitor.demo.load import LoadGenerator
+from monitor.demo.load import LegacyJob, LoadGenerator
 from monitor.demo.quota_feed import POLL_INTERVAL_S, POLL_TIMEOUT_S, QuotaFeed
-from monitor.demo.script import Phase, Timing
+from monitor.demo.script import Legacy, Phase, Timing
 from monitor.generator import OfrepFlagSource
 from monitor.notify.testing import FakePagerDuty, FakeSlack
 from monitor.simulator import SimulatorServer
@@ -52,8 +52,11 @@ class StackOptions:
 class DemoStack:
     """`start()` brings everything up in order (undoing what started if a step fails); `stop()` in reverse."""
 
-    def __init__(self, options: StackOptions, timing: Timing, first_phase: Phase, workdir: Path) -> None:
+    def __init__(
+        self, options: StackOptions, timing: Timing, first_phase: Phase, workdir: Path, legacy: Legacy | None = None
+    ) -> None:
         self.options, self.timing, self.workdir = options, timing, workdir
+        self.legacy = legacy
         self._first_phase = first_phase
         self._exit = contextlib.ExitStack()
         self.registry = CollectorRegistry()  # the app's: the shim's and the generator's metrics
@@ -110,6 +113,9 @@ class DemoStack:
             registry=self.registry,
         )
         exit_stack.callback(self.load.stop)
+        self.legacy_job = LegacyJob(self.sim.url, self.legacy.model) if self.legacy is not None else None
+        if self.legacy_job is not None:
+            exit_stack.callback(self.legacy_job.stop)
 
     def _daemon_config(self) -> dict[str, Any]:
         # Secrets come from files only (the config refuses them inline): write the fakes' URL and key.
@@ -143,14 +149,24 @@ class DemoStack:
         """Switch the simulator to `phase` through its control endpoint, as an operator would."""
         response = self._control.put(f"{self.sim.url}/_sim/profile", json=phase.profile(self.options.seed))
         response.raise_for_status()
+        response = self._control.put(f"{self.sim.url}/_sim/models", json={"reroutes": phase.reroutes})
+        response.raise_for_status()
 
     def notifications_pending(self) -> int:
         dispatcher = self.daemon.dispatcher
         return dispatcher.outbox.depth() if dispatcher is not None else 0
 
+    def start_load(self) -> None:
+        self.load.start()
+        if self.legacy_job is not None:
+            self.legacy_job.start()
+
     def stop_load(self) -> None:
         if hasattr(self, "load"):
             self.load.stop()
+        job = getattr(self, "legacy_job", None)
+        if job is not None:
+            job.stop()
 
     def stop(self) -> None:
         self._exit.close()

@@ -2,7 +2,8 @@
 
 The day passes only if degraded mode engaged during the storm (not before: that would be a false alarm), the app
 followed the flag to Flash, the mode came back to normal after the storm and the app back to Pro, Slack and
-PagerDuty received both ends of the episode, and nbmon's own telemetry swallowed no error.
+PagerDuty received both ends of the episode, and nbmon's own telemetry swallowed no error. When the catalog has a
+deprecated model, the app's forgotten job calls it: nbmon must count those calls, and the reroute that follows.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class Evidence:
     pro_after_recovery: int | None  # calls served by Pro after the last recovery (None: no recovery)
     received: Sequence[Received]
     internal_errors: dict[str, float]
+    legacy: str | None = None  # the deprecated model the legacy job calls (None: the catalog has none today)
+    deprecated_calls: float = 0.0
+    reroutes: float = 0.0
 
 
 def problems(evidence: Evidence, clock: Callable[[float], str]) -> list[str]:
@@ -63,6 +67,11 @@ def problems(evidence: Evidence, clock: Callable[[float], str]) -> list[str]:
         if evidence.flash_routed <= 0:
             found.append("the app never routed a call to Flash: the OFREP flag did not reach it")
         found.extend(_missing_notifications(evidence.received))
+    if evidence.legacy is not None:
+        if evidence.deprecated_calls <= 0:
+            found.append(f"the calls to the deprecated {evidence.legacy} were never counted as deprecated")
+        if evidence.reroutes <= 0:
+            found.append(f"the evening's reroute of {evidence.legacy} was never seen")
     if evidence.internal_errors:
         details = ", ".join(f"{component} {count:g}" for component, count in sorted(evidence.internal_errors.items()))
         found.append(f"nbmon swallowed internal errors in its own telemetry ({details}); see the log file")

@@ -8,6 +8,7 @@ from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from google.genai import types
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from monitor import labels
 from monitor._safety import report_internal_error
-from monitor.config import IMAGE_SIZES, ShimConfig
+from monitor.config import IMAGE_SIZES, ShimConfig, load_shim_config, warn_lifecycle
 from monitor.generator.clock import Clock, SystemClock
 from monitor.generator.engine import Plan, Route, plan
 from monitor.generator.flags import FlagSource, InProcessFlag
@@ -27,6 +28,7 @@ from monitor.generator.result import ImageResult
 from monitor.generator.telemetry import GeneratorTelemetry
 from monitor.metrics import GeneratorMetrics, ShimMetrics
 
+_log = structlog.get_logger("nbmon.generator")
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:8", "8:1", "1:4", "4:1")
 
 
@@ -55,7 +57,9 @@ class GeneratorBase:
         registry: CollectorRegistry | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        self.config = config or ShimConfig()
+        # The same configuration instrument() and the daemon read ($NBMON_CONFIG): one source of truth for models.
+        self.config = config or load_shim_config()
+        warn_lifecycle(self.config, _log)
         self.primary_model = primary_model or self.config.primary_model
         self.fallback_model = (fallback_model or self.config.fallback_model) if fallback else None
         if self.fallback_model == self.primary_model:

@@ -156,7 +156,7 @@ def _result(
         error_classes=tuple(classes),
         fallback_reason=reason,
         thought_images=result.summary.thought_images,
-        estimated_cost_usd=telemetry.cost(model, route.image_size, result.summary.final_images),
+        estimated_cost_usd=telemetry.cost(model, route.image_size, result.summary),
         text=result.text,
         response=result.response,
     )

@@ -11,7 +11,7 @@ from monitor._safety import report_internal_error
 from monitor.config import ShimConfig
 from monitor.generator.policy import FallbackReason
 from monitor.metrics import GeneratorMetrics, ShimMetrics
-from monitor.taxonomy import ErrorClass
+from monitor.taxonomy import ContentSummary, ErrorClass
 
 
 class GeneratorTelemetry:
@@ -74,11 +74,13 @@ class GeneratorTelemetry:
         except Exception as error:  # noqa: BLE001
             self._internal(error)
 
-    def cost(self, model: str, image_size: str, final_images: int) -> float:
-        spec = self._config.model(model)
+    def cost(self, model: str, image_size: str, summary: ContentSummary) -> float:
+        """The final images at the price of the model that answered (modelVersion) and the tier applied."""
+        served = self._config.catalog.served_model(model, summary.model_version) or model
+        spec = self._config.model(served)
         size = image_size if spec is None or image_size in spec.image_sizes else "1K"
-        price = spec.price(size) if spec is not None else None
-        return final_images * price if price is not None else 0.0
+        price = spec.price(size, summary.service_tier or "standard") if spec is not None else None
+        return summary.final_images * price if price is not None else 0.0
 
     def finish(self, attributes: dict[str, Any], error_type: str | None) -> None:
         try:

@@ -31,7 +31,7 @@ class Notification:
     rule: str
     event: Event
     severity: str  # critical | warning | info
-    title: str  # one line, e.g. "gemini-3-pro-image-preview entered degraded mode"
+    title: str  # one line, e.g. "gemini-3-pro-image entered degraded mode"
     summary: str  # the figures in words, e.g. "503 ratio 42.0% > 30% over 1m (126/300) since 14:05 UTC"
     dedup_key: str  # stable per rule and environment, so repeated triggers never open a second incident
     at: datetime  # when it happened (UTC)

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, Self
 
+from monitor.catalog import builtin_catalog
 from monitor.notify.base import Event, Notification
 
 SLACK_ERRORS: Final = {  # api.slack.com changelog 2016-05-17, and the rate-limit docs
@@ -42,17 +43,18 @@ PAGERDUTY_ACTIONS: Final = frozenset({"trigger", "acknowledge", "resolve"})
 def sample_notification(event: Event = Event.FIRING, **changes: Any) -> Notification:
     """A realistic degraded-mode notification (a fresh id each call); `changes` replace fields."""
     verb = "entered" if event is Event.FIRING else "left"
+    model = builtin_catalog().default_primary
     notification = Notification(
         id=str(uuid.uuid4()),
         rule="degraded-mode",
         event=event,
         severity="critical",
-        title=f"gemini-3-pro-image-preview {verb} degraded mode (degraded-mode)",
+        title=f"{model} {verb} degraded mode (degraded-mode)",
         summary="degraded-mode: ratio 42.0% over 1m (126 of 300 requests); threshold 30%. 503 ratio above threshold",
         dedup_key="nbmon/production/degraded-mode",
         at=datetime(2025, 11, 27, 14, 10, tzinfo=UTC),
         since=datetime(2025, 11, 27, 14, 5, tzinfo=UTC),
-        model="gemini-3-pro-image-preview",
+        model=model,
         figures={"ratio": 0.42, "numerator": 126, "denominator": 300, "window_s": 60, "threshold": 0.3},
         links={"dashboard": "https://grafana.example.com/d/nbmon", "runbook": "https://wiki.example.com/nbmon"},
         override_command='nbmon flag set off --reason "..." --for 30m',

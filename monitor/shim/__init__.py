@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from monitor.config import ShimConfig, load_shim_config
+from monitor.config import ShimConfig, load_shim_config, warn_lifecycle
 from monitor.metrics import ShimMetrics
 from monitor.shim import wrappers
 from monitor.shim.recorder import Recorder
@@ -113,6 +113,8 @@ def instrument(
         except Exception as exc:  # noqa: BLE001 - e.g. our metric names already taken in that registry
             _log.error("nbmon.instrument.setup_failed", error_type=type(exc).__name__, error=str(exc))
             return False
+        metrics.model_info.use(config)
+        warn_lifecycle(config, _log)
         recorder = Recorder(metrics, tracer, logger or structlog.get_logger("nbmon"), config)
         originals: list[tuple[type, str, Any]] = []
         get = _current_recorder

@@ -15,11 +15,15 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 from monitor import labels
 from monitor._safety import report_internal_error
+from monitor.catalog import SERVICE_TIERS
 from monitor.config import ShimConfig
 from monitor.metrics import ShimMetrics
 from monitor.shim import semconv
+from monitor.shim.lifecycle import ModelWatch
 from monitor.shim.request_info import RequestInfo, read_request
+from monitor.shim_metrics import GenerationNotes
 from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
+from monitor.taxonomy.limits import QuotaLimitWatch
 
 KNOWN_REASONS = (
     "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
@@ -55,7 +59,9 @@ class Recorder:
         config: ShimConfig,
         clock: Callable[[], float] = time.perf_counter,
         http_hooked: bool = True,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` times the calls; `wall` (Unix time) dates them for the models' lifecycle."""
         self._metrics = metrics
         self._tracer = tracer
         self._log = logger
@@ -63,9 +69,11 @@ class Recorder:
         self._config = config
         self._clock = clock
         self.http_hooked = http_hooked
-        self._model_label = labels.BoundedLabel((m.id for m in config.models), config.max_extra_model_labels)
+        self._model_label = labels.BoundedLabel(config.known_models, config.max_extra_model_labels)
         self._reason_label = labels.BoundedLabel(KNOWN_REASONS, cap=20)
-        self._specs = {m.id: m for m in config.models}
+        self._catalog = config.catalog
+        self._models = ModelWatch(config, logger, wall)
+        self._limits = QuotaLimitWatch()
 
     def _count_internal(self, component: str) -> None:
         self._metrics.internal_errors.labels(component).inc()
@@ -121,6 +129,8 @@ class Recorder:
         end = self._clock()
         try:
             outcome = classify_exception(error)
+            if outcome.quota:
+                outcome = self._limits.check(outcome)  # a quota limit lower than before: a tier drop
             call.last_error, call.last_outcome = error, outcome
             self._record_attempt(call, outcome, started, end)
         except Exception as internal:  # noqa: BLE001
@@ -178,7 +188,7 @@ class Recorder:
     def _record_attempt(self, call: Call, outcome: Outcome, started: float, end: float) -> None:
         call.attempts += 1
         cls = outcome.error_class._value_  # `.value` is a Python-level descriptor; _value_ the plain attribute
-        self._metrics.record_attempt(call.model_label, outcome.code_label, cls, end - started)
+        self._metrics.record_attempt(call.model_label, outcome.code_label, cls, end - started, outcome.cause)
         if not call.recording:
             return
         event: dict[str, Any] = {semconv.EVENT_ATTEMPT: call.attempts, semconv.NBMON_ERROR_CLASS: cls}
@@ -188,19 +198,34 @@ class Recorder:
             event[semconv.NBMON_RETRY_AFTER] = outcome.retry_after_s
         call.span.add_event(semconv.ATTEMPT_EVENT, event)
 
-    def _price(self, model: str | None, image_size: str) -> float | None:
-        spec = self._specs.get(model) if model else None
-        return spec.price(image_size) if spec is not None else None
-
     def _record_generation(self, call: Call, outcome: Outcome, elapsed: float) -> None:
         summary, info = call.summary, call.info
         cls = outcome.error_class._value_
         final, thought = summary.image_counts()
-        price = self._price(info.model, info.image_size) if final else None
-        cost = final * price if price is not None else None  # None: nothing billed, or no price configured
+        # A reroute: modelVersion names another model than the one requested (a version of it is the same model).
+        version = summary.model_version
+        served = None if version is None or version == info.model else self._catalog.served_model(info.model, version)
+        tier = summary.service_tier or info.service_tier or "standard"
+        price = None
+        if final:  # billed: the model that served, at the tier that was applied
+            spec = self._catalog.get(served or info.model)
+            price = spec.price(info.image_size, tier) if spec is not None else None
+        cost = final * price if price is not None else None  # None: nothing billed, or no price in the catalog
         block = None
         if outcome.block_stage is not None and outcome.reason is not None:
             block = (outcome.block_stage, self._reason_label(outcome.reason))
+        lifecycle = self._models.lifecycle(info.model)
+        applied = summary.service_tier
+        tier_changed = applied is not None and applied != (info.service_tier or "standard")
+        notes = None
+        if lifecycle is not None or served is not None or tier_changed:
+            notes = GenerationNotes(
+                lifecycle,
+                self._model_label(served) if served is not None else None,
+                _tier(applied) if applied is not None and tier_changed else None,
+                info.service_tier,
+            )
+            self._models.noticed(info.model, lifecycle, served)
         self._metrics.record_generation(
             call.model_label,
             cls,
@@ -210,14 +235,18 @@ class Recorder:
             cost,
             (summary.input_tokens or 0, summary.output_tokens or 0, summary.thoughts_tokens or 0),
             block,
+            _tier(tier),
+            notes,
         )
         if call.recording:
-            self._end_span(call, outcome, final, thought, cost or 0.0)
+            self._end_span(call, outcome, final, thought, cost or 0.0, notes)
         elif call.span is not INVALID_SPAN:  # not sampled: nothing to add (without an SDK, nothing to end)
             call.span.end()
-        self._log_call(call, outcome, cls, elapsed, final, thought, cost or 0.0)
+        self._log_call(call, outcome, cls, elapsed, final, thought, cost or 0.0, notes, served)
 
-    def _end_span(self, call: Call, outcome: Outcome, final: int, thought: int, cost: float) -> None:
+    def _end_span(
+        self, call: Call, outcome: Outcome, final: int, thought: int, cost: float, notes: GenerationNotes | None
+    ) -> None:
         span, summary, cls = call.span, call.summary, outcome.error_class._value_
         attrs: dict[str, Any] = {
             semconv.NBMON_ERROR_CLASS: cls,
@@ -238,7 +267,15 @@ class Recorder:
             semconv.GEN_AI_USAGE_INPUT_TOKENS: summary.input_tokens,
             semconv.GEN_AI_USAGE_OUTPUT_TOKENS: summary.output_tokens,
             semconv.GEN_AI_USAGE_REASONING_TOKENS: summary.thoughts_tokens,
+            semconv.NBMON_ERROR_CAUSE: outcome.cause,
+            semconv.NBMON_SERVICE_TIER: summary.service_tier or call.info.service_tier,
         }
+        if notes is not None:
+            optional[semconv.NBMON_MODEL_LIFECYCLE] = notes.lifecycle
+            optional[semconv.NBMON_MODEL_SERVED] = notes.served_model
+            if notes.served_model is not None:
+                optional[semconv.NBMON_MODEL_REROUTED] = True
+            optional[semconv.NBMON_SERVICE_TIER_REQUESTED] = notes.requested_tier if notes.served_tier else None
         attrs.update({k: v for k, v in optional.items() if v is not None})
         if summary.finish_reasons:
             attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [r.lower() for r in summary.ordered_finish_reasons]
@@ -249,7 +286,16 @@ class Recorder:
         span.end()
 
     def _log_call(
-        self, call: Call, outcome: Outcome, cls: str, elapsed: float, final: int, thought: int, cost: float
+        self,
+        call: Call,
+        outcome: Outcome,
+        cls: str,
+        elapsed: float,
+        final: int,
+        thought: int,
+        cost: float,
+        notes: GenerationNotes | None,
+        served: str | None,
     ) -> None:
         info = call.info
         fields: dict[str, Any] = {
@@ -277,6 +323,17 @@ class Recorder:
             fields["retry_after_s"] = outcome.retry_after_s
         if call.summary.model_version is not None:
             fields["response_model"] = call.summary.model_version
+        if outcome.cause is not None:
+            fields["cause"] = outcome.cause
+        if call.summary.service_tier is not None or info.service_tier is not None:
+            fields["service_tier"] = call.summary.service_tier or info.service_tier
+        if notes is not None:
+            if served is not None:
+                fields["served_model"] = served
+            if notes.lifecycle is not None:
+                fields["lifecycle"] = notes.lifecycle
+            if notes.served_tier is not None:
+                fields["requested_service_tier"] = notes.requested_tier or "standard"
         if info.prompt is not None:
             fields["prompt"] = info.prompt
         log = self._resolved_log if self._resolved_log is not None else self._resolve_log()
@@ -300,3 +357,7 @@ class Recorder:
                 self._internal_error("shim.log", error)
         self._resolved_log = log
         return log
+
+
+def _tier(value: str) -> str:
+    return value if value in SERVICE_TIERS else labels.OTHER

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor import labels
+from monitor.catalog import SERVICE_TIERS
 from monitor.config import DEFAULT_IMAGE_SIZE, IMAGE_SIZES, ShimConfig
 from monitor.shim import semconv
 
@@ -27,6 +28,7 @@ class RequestInfo:
     server_address: str | None
     server_port: int | None
     prompt: str | None  # only when capture_content is on
+    service_tier: str | None = None  # requested (config.service_tier); None: the default, standard
 
 
 def _field(obj: Any, snake: str, camel: str) -> Any:
@@ -53,6 +55,7 @@ def read_request(models: Any, kwargs: Mapping[str, Any], config: ShimConfig) -> 
     image_config = _field(gen_config, "image_config", "imageConfig")
     size = _field(image_config, "image_size", "imageSize") or DEFAULT_IMAGE_SIZE
     aspect = _field(image_config, "aspect_ratio", "aspectRatio")
+    tier = _field(gen_config, "service_tier", "serviceTier")
     api_client = getattr(models, "_api_client", None)
     vertex = bool(getattr(api_client, "vertexai", False))
     address, port = _server(api_client)
@@ -65,7 +68,13 @@ def read_request(models: Any, kwargs: Mapping[str, Any], config: ShimConfig) -> 
         server_address=address,
         server_port=port,
         prompt=_prompt_text(kwargs.get("contents")) if config.capture_content else None,
+        service_tier=None if tier is None else _tier_label(tier),
     )
+
+
+def _tier_label(raw: object) -> str:
+    text = str(getattr(raw, "_value_", raw)).lower()
+    return text if text in SERVICE_TIERS else ("standard" if text == "unspecified" else labels.OTHER)
 
 
 _servers: dict[str, tuple[str | None, int | None]] = {}

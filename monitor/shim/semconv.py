@@ -33,6 +33,12 @@ NBMON_BLOCK_REASON = "nbmon.block.reason"
 NBMON_QUOTA_ID = "nbmon.quota.id"
 NBMON_RETRY_AFTER = "nbmon.retry_after_s"
 NBMON_PROMPT = "nbmon.prompt"  # only with capture_content=True
+NBMON_ERROR_CAUSE = "nbmon.error.cause"
+NBMON_SERVICE_TIER = "nbmon.service_tier"  # the tier applied (or requested, when the response says none)
+NBMON_SERVICE_TIER_REQUESTED = "nbmon.service_tier.requested"  # only when another tier was applied
+NBMON_MODEL_SERVED = "nbmon.model.served"  # only on a reroute: the model that answered
+NBMON_MODEL_REROUTED = "nbmon.model.rerouted"
+NBMON_MODEL_LIFECYCLE = "nbmon.model.lifecycle"  # deprecated | retired: the requested model's
 
 ATTEMPT_EVENT = "nbmon.http_attempt"
 EVENT_ATTEMPT = "nbmon.attempt"

@@ -8,6 +8,7 @@ import sys
 import threading
 from types import FrameType
 
+from monitor.catalog import load_catalog
 from monitor.simulator.server import SimulatorServer
 from monitor.simulator.specs import parse_profile
 
@@ -46,10 +47,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-format", choices=("png", "jpeg"), default="png")
     parser.add_argument("--thought-images", type=int, default=2, help="interim images per Pro response")
     parser.add_argument("--retry-delay", default="36s", help="RetryInfo.retryDelay of rate_limited (e.g. 36s)")
+    parser.add_argument(
+        "--reroute",
+        action="append",
+        default=[],
+        metavar="REQUESTED=SERVED",
+        help="answer a model ID with another model's modelVersion (repeatable; also PUT /_sim/models)",
+    )
+    parser.add_argument("--catalog", default=None, help="a model catalog file instead of the built-in one")
+    parser.add_argument(
+        "--serve-retired", action="store_true", help="answer retired model IDs instead of 404 NOT_FOUND"
+    )
+
+
+def parse_reroutes(items: list[str]) -> dict[str, str]:
+    """`old=new` pairs; ValueError naming the bad one."""
+    reroutes = {}
+    for item in items:
+        requested, sep, served = item.partition("=")
+        if not sep or not requested.strip() or not served.strip():
+            raise ValueError(f"--reroute: {item!r} is not REQUESTED=SERVED")
+        reroutes[requested.strip()] = served.strip()
+    return reroutes
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        catalog = load_catalog(args.catalog) if args.catalog else None
         server = SimulatorServer(
             profile=parse_profile(args.profile, seed=args.seed),
             seed=args.seed,
@@ -62,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
             image_bytes=args.image_bytes,
             image_format=args.image_format,
             retry_delay=args.retry_delay,
+            catalog=catalog,
+            serve_retired=args.serve_retired,
+            reroutes=parse_reroutes(args.reroute),
         )
         server.start()
     except (ValueError, OSError) as exc:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.catalog import ModelCatalog
 from monitor.simulator.images import jpeg_of_about, png_of_about, solid_png
+from monitor.simulator.models import SimModels
 from monitor.simulator.outcomes import Outcome
 from monitor.simulator.profiles import Draw, Profile, match_model
 from monitor.simulator.responses import GenerateRequest, Media
@@ -44,6 +46,9 @@ class SimConfig:
     allow_override_header: bool = True
     # Refuse (400, missing_thought_signature) a turn that sends back a model image without its signature.
     require_thought_signatures: bool = False
+    catalog: ModelCatalog | None = None  # None: the built-in catalog
+    serve_retired: bool = False  # True: retired IDs answer as if still served (no 404)
+    reroutes: Mapping[str, str] = field(default_factory=dict)  # requested ID -> the model that answers it
 
     def __post_init__(self) -> None:
         for model, seconds in self.latency.items():
@@ -62,8 +67,8 @@ class SimConfig:
         if min(self.image_size) < 1:
             raise ValueError(f"image_size: width and height must be >= 1, got {self.image_size!r}")
 
-    def base_latency(self, model: str) -> float:
-        key = match_model(self.latency, model)
+    def base_latency(self, model: str, line: str | None = None) -> float:
+        key = match_model(self.latency, model, line)
         return float(self.latency[key] if key is not None else self.latency.get("default", 0.0))
 
 
@@ -83,6 +88,8 @@ class Simulator:
         self._clock, self._wall_clock = clock, wall_clock
         self._lock = threading.Lock()
         self._profile = profile
+        self.models = SimModels(config.catalog, serve_retired=config.serve_retired)
+        self._reroutes: dict[str, str] = dict(config.reroutes)
         self.reset()
 
     # -- profile ---------------------------------------------------------------------------------------------
@@ -106,10 +113,32 @@ class Simulator:
         with self._lock:
             self._rng = random.Random(self.seed)
             self._counts: dict[str, Counter[str]] = {
-                k: Counter() for k in ("by_outcome", "by_model", "by_api", "by_status", "rejected")
+                k: Counter() for k in ("by_outcome", "by_model", "by_api", "by_status", "rejected", "rerouted")
             }
             self._requests = self._streamed = 0
             self._restart_profile()
+
+    # -- models -----------------------------------------------------------------------------------------------
+
+    def set_reroutes(self, reroutes: Mapping[str, str]) -> None:
+        """Script which requested IDs another model answers (replaces the scripted set; the catalog's stay)."""
+        with self._lock:
+            self._reroutes = dict(reroutes)
+
+    @property
+    def reroutes(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._reroutes)
+
+    def route(self, model: str) -> tuple[str, bool]:
+        """(the model that answers `model` today, whether `model` is retired and answered by nobody)."""
+        with self._lock:
+            scripted = dict(self._reroutes)
+        served, retired = self.models.route(model, self._wall_clock().date(), scripted)
+        if served != model:
+            with self._lock:
+                self._counts["rerouted"][f"{model}->{served}"] += 1
+        return served, retired
 
     # -- per request ------------------------------------------------------------------------------------------
 
@@ -130,7 +159,8 @@ class Simulator:
         """The outcome of the next request; a forced one (override header) does not consume a profile draw."""
         with self._lock:
             if forced is None:
-                draw = Draw(self._n, model, self._clock() - self._started, self._started_at)
+                line = self.models.line(model)
+                draw = Draw(self._n, model, self._clock() - self._started, self._started_at, line)
                 self._n += 1
                 forced = self._profile.pick(draw)
             self._counts["by_outcome"][forced.value] += 1
@@ -138,7 +168,7 @@ class Simulator:
 
     def delay(self, model: str, outcome: Outcome) -> float:
         """Seconds to wait before answering: the model's base latency with seeded jitter, plus `slow`."""
-        base = self.config.base_latency(model)
+        base = self.config.base_latency(model, self.models.line(model))
         with self._lock:
             jitter = self._rng.uniform(-1, 1) * self.config.latency_jitter if base else 0.0
         extra = self.config.slow_seconds if outcome is Outcome.SLOW else 0.0

@@ -30,6 +30,17 @@ VERTEX_429_MESSAGE: Final = (
     "Resource exhausted. Please try again later. Please refer to "
     "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details."
 )
+HIGH_DEMAND_MESSAGE: Final = (
+    "This model is currently experiencing high demand. Spikes in demand are usually temporary. Please try again later."
+)
+SPEND_CAP_MESSAGE: Final = (
+    "Your project has exceeded its monthly spending cap. Please go to AI Studio at https://ai.studio/spend to "
+    "manage your project spend cap."
+)
+PREPAID_MESSAGE: Final = (
+    "Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects to manage your "
+    "project and billing. Learn more at https://ai.google.dev/gemini-api/docs/billing#prepay. "
+)
 RATE_LIMIT_DOCS: Final = "https://ai.google.dev/gemini-api/docs/rate-limits"
 DAILY_RETRY_DELAY: Final = "6h34m53s"
 
@@ -75,14 +86,19 @@ def delay_seconds_text(delay: str) -> str:
     return f"{total:g}"
 
 
-def _quota_details(model: str, *, per_day: bool, retry_delay: str) -> list[dict[str, Any]]:
+MINUTE_LIMIT: Final = 10
+DROPPED_MINUTE_LIMIT: Final = 2  # tier_dropped: the same quota at a lower tier's limit
+DAY_LIMIT: Final = 250
+
+
+def _quota_details(model: str, *, per_day: bool, retry_delay: str, limit: int | None = None) -> list[dict[str, Any]]:
     window = "Day" if per_day else "Minute"
     metric = "generate_requests_per_model_per_day" if per_day else "generate_requests_per_model"
     violation = {
         "quotaMetric": f"generativelanguage.googleapis.com/{metric}",
         "quotaId": f"GenerateRequestsPer{window}PerProjectPerModel",
         "quotaDimensions": {"location": "global", "model": model},
-        "quotaValue": "250" if per_day else "10",
+        "quotaValue": str(limit if limit is not None else DAY_LIMIT if per_day else MINUTE_LIMIT),
     }
     return [
         {"@type": _TYPE + "QuotaFailure", "violations": [violation]},
@@ -94,9 +110,9 @@ def _quota_details(model: str, *, per_day: bool, retry_delay: str) -> list[dict[
     ]
 
 
-def _quota_message(model: str, *, per_day: bool, retry_delay: str) -> str:
+def _quota_message(model: str, *, per_day: bool, retry_delay: str, limit: int | None = None) -> str:
     metric = "generate_requests_per_model_per_day" if per_day else "generate_requests_per_model"
-    limit = 250 if per_day else 10
+    limit = limit if limit is not None else DAY_LIMIT if per_day else MINUTE_LIMIT
     return (
         "You exceeded your current quota, please check your plan and billing details. For more information on "
         f"this error, head to: {RATE_LIMIT_DOCS}. To monitor your current usage, head to: "
@@ -156,6 +172,28 @@ def error_reply(outcome: Outcome, model: str, retry_delay: str = "36s") -> Error
                 _quota_message(model, per_day=False, retry_delay=retry_delay),
                 _quota_details(model, per_day=False, retry_delay=retry_delay),
             )
+        case Outcome.TIER_DROPPED:
+            low = DROPPED_MINUTE_LIMIT
+            return _reply(
+                429,
+                "RESOURCE_EXHAUSTED",
+                _quota_message(model, per_day=False, retry_delay=retry_delay, limit=low),
+                _quota_details(model, per_day=False, retry_delay=retry_delay, limit=low),
+            )
+        case Outcome.SPEND_CAP:
+            return _reply(429, "RESOURCE_EXHAUSTED", SPEND_CAP_MESSAGE)
+        case Outcome.PREPAID_DEPLETED:
+            return _reply(429, "RESOURCE_EXHAUSTED", PREPAID_MESSAGE)
+        case Outcome.HIGH_DEMAND:
+            return _reply(503, "UNAVAILABLE", HIGH_DEMAND_MESSAGE)
+        case Outcome.CAPACITY_EXHAUSTED:
+            info = {
+                "@type": _TYPE + "ErrorInfo",
+                "reason": "MODEL_CAPACITY_EXHAUSTED",
+                "domain": "generativelanguage.googleapis.com",
+                "metadata": {"model": model},
+            }
+            return _reply(503, "UNAVAILABLE", f"No capacity available for model {model} on the server", [info])
         case Outcome.RATE_LIMITED_LEGACY:
             return _legacy_rate_limit(model)
         case Outcome.RATE_LIMITED_NO_DETAILS:
@@ -182,6 +220,16 @@ def error_reply(outcome: Outcome, model: str, retry_delay: str = "36s") -> Error
             )
             return _reply(400, "INVALID_ARGUMENT", message)
     raise ValueError(f"outcome {outcome.value!r} is not an HTTP error")
+
+
+def model_not_found_reply(model: str, method: str, *, vertex: bool = False) -> ErrorReply:
+    """A model the API does not serve (retired, or never existed), as the Gemini API words it."""
+    version = "v1beta1" if vertex else "v1beta"
+    message = (
+        f"models/{model} is not found for API version {version}, or is not supported for {method}. "
+        "Call ListModels to see the list of available models and their supported methods."
+    )
+    return _reply(404, "NOT_FOUND", message)
 
 
 def unauthenticated_reply(*, vertex: bool) -> ErrorReply:

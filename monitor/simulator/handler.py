@@ -18,8 +18,9 @@ from monitor.simulator import errors
 from monitor.simulator.engine import Simulator
 from monitor.simulator.errors import ErrorReply
 from monitor.simulator.outcomes import HTTP_200_OUTCOMES, Outcome, to_outcome
-from monitor.simulator.responses import build_response, parse_request, sse_chunks, stream_error_chunks
+from monitor.simulator.responses import applied_tier, build_response, parse_request, sse_chunks, stream_error_chunks
 from monitor.simulator.specs import parse_profile
+from monitor.taxonomy.content import SERVICE_TIER_HEADER
 
 logger = logging.getLogger("monitor.simulator")
 
@@ -91,8 +92,13 @@ class SimHandler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; without TCP_NODELAY, Nagle + delayed ACK add ~40 ms each.
     disable_nagle_algorithm = True
     server: SimHTTPServer
-    _GET: ClassVar[dict[str, str]] = {"/healthz": "_health", "/_sim/profile": "_get_profile", "/_sim/stats": "_stats"}
-    _PUT: ClassVar[dict[str, str]] = {"/_sim/profile": "_put_profile"}
+    _GET: ClassVar[dict[str, str]] = {
+        "/healthz": "_health",
+        "/_sim/profile": "_get_profile",
+        "/_sim/stats": "_stats",
+        "/_sim/models": "_get_models",
+    }
+    _PUT: ClassVar[dict[str, str]] = {"/_sim/profile": "_put_profile", "/_sim/models": "_put_models"}
     _POST: ClassVar[dict[str, str]] = {"/_sim/reset": "_reset"}
 
     @property
@@ -152,6 +158,24 @@ class SimHandler(BaseHTTPRequestHandler):
         self.sim.set_profile(profile)
         self._send_json(200, profile.spec())
 
+    def _get_models(self, _body: bytes) -> None:
+        self._send_json(200, {"reroutes": self.sim.reroutes})
+
+    def _put_models(self, body: bytes) -> None:
+        """{"reroutes": {"requested-id": "model-that-answers"}}: script silent reroutes (replaces the last set)."""
+        try:
+            spec = json.loads(body or b"null")
+            reroutes = spec.get("reroutes") if isinstance(spec, dict) and set(spec) == {"reroutes"} else None
+            if not isinstance(reroutes, dict) or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v for k, v in reroutes.items()
+            ):
+                raise ValueError('models: the body must be {"reroutes": {"<requested id>": "<answering id>", ...}}')
+        except ValueError as exc:
+            self._send_json(400, errors.api_error(400, "INVALID_ARGUMENT", str(exc)))
+            return
+        self.sim.set_reroutes(reroutes)
+        self._send_json(200, {"reroutes": self.sim.reroutes})
+
     def _stats(self, _body: bytes) -> None:
         self._send_json(200, self.sim.stats())
 
@@ -175,11 +199,23 @@ class SimHandler(BaseHTTPRequestHandler):
         sim = self.sim
         sim.admit(route.model, stream=route.stream, api="vertex" if route.vertex else "gemini")
         rejection: tuple[str, ErrorReply] | None = None
+        served, retired = sim.route(route.model)
         if sim.config.require_key and not self._has_credentials():
             rejection = ("unauthenticated", errors.unauthenticated_reply(vertex=route.vertex))
+        elif retired:
+            method = "streamGenerateContent" if route.stream else "generateContent"
+            rejection = ("retired", errors.model_not_found_reply(route.model, method, vertex=route.vertex))
         else:
             try:
-                req = parse_request(route.model, json.loads(body))
+                req = parse_request(
+                    route.model, json.loads(body), model_tier=sim.models.line(served), model_version=served
+                )
+                sizes = sim.models.sizes(served)
+                if req.image_size_given and sizes and req.image_size not in sizes:
+                    raise ValueError(
+                        f"* GenerateContentRequest.generation_config.image_config.image_size: {req.image_size} is not"
+                        f" supported by {served} (supported: {', '.join(sizes)})"
+                    )
             except json.JSONDecodeError as exc:
                 rejection = ("malformed", errors.malformed_reply(f"{exc.msg} at line {exc.lineno} column {exc.colno}."))
             except ValueError as exc:
@@ -198,8 +234,8 @@ class SimHandler(BaseHTTPRequestHandler):
 
         if forced is None and sim.config.require_thought_signatures and req.unsigned_model_images:
             forced = Outcome.MISSING_THOUGHT_SIGNATURE
-        outcome = sim.decide(route.model, forced)
-        delay = sim.delay(route.model, outcome)
+        outcome = sim.decide(served, forced)  # the model that answers: a rerouted ID gets its successor's weather
+        delay = sim.delay(served, outcome)
         if outcome is Outcome.RESET:
             self._wait(delay)
             sim.served("reset")
@@ -210,7 +246,8 @@ class SimHandler(BaseHTTPRequestHandler):
             if not route.stream:
                 self._wait(delay)
                 sim.served(200)
-                self._send_json(200, response)
+                # The applied tier: in this header on non-streaming responses only (usageMetadata has it always).
+                self._send_json(200, response, {SERVICE_TIER_HEADER: applied_tier(outcome, req)})
                 return
             chunks = stream_error_chunks(response) if outcome is Outcome.STREAM_ERROR else sse_chunks(response)
             sim.served(200)
@@ -245,15 +282,17 @@ class SimHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: Any) -> None:
-        self._send(status, errors.JSON_TYPE, json.dumps(payload).encode())
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, errors.JSON_TYPE, json.dumps(payload).encode(), headers)
 
     def _send_error(self, reply: ErrorReply) -> None:
         self._send(reply.status, reply.content_type, reply.body)

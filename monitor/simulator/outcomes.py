@@ -39,6 +39,14 @@ class Outcome(StrEnum):
     STREAM_ERROR = "stream_error"
     RESET = "reset"
     SLOW = "slow"
+    # The API as of 2026 (gemini-api.md; docs/error-classes.md has the sources)
+    HIGH_DEMAND = "high_demand"  # 503 "currently experiencing high demand", no details
+    CAPACITY_EXHAUSTED = "capacity_exhausted"  # 503 with ErrorInfo MODEL_CAPACITY_EXHAUSTED
+    SPEND_CAP = "spend_cap"  # 429: the project's monthly spend cap is reached
+    PREPAID_DEPLETED = "prepaid_depleted"  # 429: prepaid credits are depleted
+    TIER_DROPPED = "tier_dropped"  # a per-minute 429 whose limit (quotaValue) is lower than rate_limited's
+    IMAGE_OTHER = "image_other"  # 200, finishReason IMAGE_OTHER with empty content and a finishMessage
+    TIER_DOWNGRADED = "tier_downgraded"  # 200, served at the standard tier whatever was requested
 
 
 OUTCOMES: Final[tuple[str, ...]] = tuple(o.value for o in Outcome)
@@ -57,6 +65,8 @@ HTTP_200_OUTCOMES: Final[frozenset[Outcome]] = frozenset(
         Outcome.NO_IMAGE_STOP,
         Outcome.THOUGHT_ONLY,
         Outcome.UNKNOWN_FINISH,
+        Outcome.IMAGE_OTHER,
+        Outcome.TIER_DOWNGRADED,
     }
 )
 

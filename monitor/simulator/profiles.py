@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from monitor.simulator.models import SimModels
 from monitor.simulator.outcomes import Outcome
 
 # Share of requests that get a 503 by UTC hour, as a level between the off-peak floor (0) and the peak (1).
@@ -34,6 +35,7 @@ class Draw:
     model: str
     elapsed: float  # seconds since the profile was installed or reset, from the injectable clock
     started_at: datetime  # UTC wall time when the profile was installed or reset
+    line: str | None = None  # the model's line in the catalog (pro, flash, lite), which profile keys may name
 
 
 def uniform(seed: int, n: int) -> float:
@@ -51,12 +53,16 @@ def weighted(weights: Mapping[Outcome, float], u: float) -> Outcome:
     return Outcome.OK
 
 
-def match_model(table: Mapping[str, Any], model: str) -> str | None:
-    """The key of `table` for `model`: an exact id first, then the longest key contained in the id."""
+def match_model(table: Mapping[str, Any], model: str, line: str | None = None) -> str | None:
+    """The key of `table` for `model`: an exact id first, then the longest key contained in the id, then the
+    model's line ("pro", "flash", "lite" from the catalog: gemini-nano-banana-2.1 is a flash model)."""
     if model in table:
         return model
     hits = [key for key in table if key != "default" and key.lower() in model.lower()]
-    return max(hits, key=len) if hits else None
+    if hits:
+        return max(hits, key=len)
+    line = line if line is not None else SimModels().line(model)
+    return line if line is not None and line in table else None
 
 
 def _fmt_weights(weights: Mapping[Outcome, float]) -> str:
@@ -142,12 +148,12 @@ class MixProfile(Profile):
         self.weights = dict(weights)
         self.models = {name: dict(w) for name, w in (models or {}).items()}
 
-    def weights_for(self, model: str) -> dict[Outcome, float]:
-        key = match_model(self.models, model)
+    def weights_for(self, model: str, line: str | None = None) -> dict[Outcome, float]:
+        key = match_model(self.models, model, line)
         return self.models[key] if key is not None else self.weights
 
     def pick(self, draw: Draw) -> Outcome:
-        return weighted(self.weights_for(draw.model), uniform(self.seed, draw.n))
+        return weighted(self.weights_for(draw.model, draw.line), uniform(self.seed, draw.n))
 
     def spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"kind": self.kind, "weights": {o.value: w for o, w in self.weights.items()}}
@@ -179,11 +185,13 @@ class HourlyProfile(Profile):
         self.peak, self.offpeak, self.speed = peak, offpeak, speed
         self.start_hour, self.flash_factor = start_hour, flash_factor
 
-    def share(self, hour: float, model: str = "gemini-3-pro-image-preview") -> float:
-        """The 503 share at a UTC hour (fraction of a day allowed); non-Pro models get flash_factor of it."""
+    def share(self, hour: float, model: str | None = None, line: str | None = None) -> float:
+        """The 503 share at a UTC hour (fraction of a day allowed) for a Pro model (the default); other lines
+        (the catalog's model_tier, else read from the ID) get flash_factor of it."""
         level = HOURLY_LEVELS[int(hour % 24)]
         share = self.offpeak + level * (self.peak - self.offpeak)
-        return share if "pro" in model.lower() else share * self.flash_factor
+        pro = line == "pro" if line is not None else model is None or "pro" in model.lower()
+        return share if pro else share * self.flash_factor
 
     def hour_at(self, draw: Draw) -> float:
         """Simulated UTC hour: the start hour plus elapsed time scaled by speed."""
@@ -194,7 +202,7 @@ class HourlyProfile(Profile):
 
     def pick(self, draw: Draw) -> Outcome:
         u = uniform(self.seed, draw.n)
-        return Outcome.OVERLOADED if u < self.share(self.hour_at(draw), draw.model) else Outcome.OK
+        return Outcome.OVERLOADED if u < self.share(self.hour_at(draw), draw.model, draw.line) else Outcome.OK
 
     def spec(self) -> dict[str, Any]:
         return {

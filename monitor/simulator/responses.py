@@ -18,6 +18,11 @@ THOUGHT_TEXT: Final = (
 FINAL_TEXT: Final = "Here is the image you asked for."
 TEXT_ONLY_TEXT: Final = "This is a simulated reply from the nbmon Gemini simulator."
 NO_IMAGE_TEXT: Final = "I can describe the scene, but I was not able to generate an image for this request."
+IMAGE_OTHER_MESSAGE: Final = (
+    "Unable to show the generated image. The model could not generate the image based on the prompt provided. "
+    "You will not be charged for this request. Try rephrasing the prompt."
+)
+SERVICE_TIERS: Final = ("standard", "flex", "priority")
 UNKNOWN_FINISH_REASON: Final = "SOME_FUTURE_REASON"
 
 _BLOCKED_RATING: Final = {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "MEDIUM", "blocked": True}
@@ -39,10 +44,14 @@ class GenerateRequest:
     output_mime: str | None
     prompt_tokens: int
     unsigned_model_images: int = 0  # image parts of earlier model turns sent back without thoughtSignature
+    model_tier: str | None = None  # the catalog's line (pro, flash, lite); None: read from the ID
+    model_version: str = ""  # what answers (modelVersion): the model, or the one the API routes it to
+    service_tier: str = "standard"  # requested (serviceTier)
+    image_size_given: bool = False  # imageConfig.imageSize was in the request
 
     @property
     def is_pro(self) -> bool:
-        return "pro" in self.model.lower()
+        return self.model_tier == "pro" if self.model_tier else "pro" in self.model.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,9 @@ def _count_prompt_tokens(contents: Any) -> int:
     return max(1, tokens)
 
 
-def parse_request(model: str, body: Any) -> GenerateRequest:
+def parse_request(
+    model: str, body: Any, *, model_tier: str | None = None, model_version: str | None = None
+) -> GenerateRequest:
     """Validate the parts of a request body the simulator relies on; ValueError carries the 400 message."""
     if not isinstance(body, dict):
         raise ValueError("The request body must be a JSON object (GenerateContentRequest).")
@@ -88,13 +99,21 @@ def parse_request(model: str, body: Any) -> GenerateRequest:
     wants_image = "image" in model.lower() or any(str(m).upper() == "IMAGE" for m in modalities)
     options = image_config.get("imageOutputOptions")
     mime = image_config.get("outputMimeType") or (options.get("mimeType") if isinstance(options, dict) else None)
+    tier = str(body.get("serviceTier") or "standard").lower().removeprefix("service_tier_")
+    if tier not in (*SERVICE_TIERS, "unspecified"):
+        raise ValueError(f"* GenerateContentRequest.service_tier: unknown value {body.get('serviceTier')!r}")
+    size = image_config.get("imageSize")
     return GenerateRequest(
         model=model,
         wants_image=wants_image,
-        image_size=str(image_config.get("imageSize") or "1K").upper(),
+        image_size=str(size or "1K").upper().replace("PX", "px"),
         output_mime=str(mime) if mime else None,
         prompt_tokens=_count_prompt_tokens(body["contents"]),
         unsigned_model_images=_unsigned_model_images(body["contents"]),
+        model_tier=model_tier,
+        model_version=model_version or model,
+        service_tier="standard" if tier == "unspecified" else tier,
+        image_size_given=size is not None,
     )
 
 
@@ -150,12 +169,18 @@ def _thought_parts(req: GenerateRequest, media: Media) -> list[dict[str, Any]]:
     return parts
 
 
-def _response(
-    req: GenerateRequest, media: Media, candidate: dict[str, Any] | None, usage: dict[str, Any]
+def _body(
+    req: GenerateRequest, media: Media, candidate: dict[str, Any] | None, usage: dict[str, Any], tier: str
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"candidates": [candidate]} if candidate is not None else {}
-    body.update(usageMetadata=usage, modelVersion=req.model, responseId=media.response_id)
+    usage["serviceTier"] = tier  # the tier applied, in every response (the header only on non-streaming ones)
+    body.update(usageMetadata=usage, modelVersion=req.model_version or req.model, responseId=media.response_id)
     return body
+
+
+def applied_tier(outcome: Outcome, req: GenerateRequest) -> str:
+    """The service tier a response is served at: what was asked, but standard for tier_downgraded."""
+    return "standard" if outcome is Outcome.TIER_DOWNGRADED else req.service_tier
 
 
 def build_response(outcome: Outcome, req: GenerateRequest, media: Media) -> dict[str, Any]:
@@ -168,19 +193,26 @@ def build_response(outcome: Outcome, req: GenerateRequest, media: Media) -> dict
         cand.update(finishReason=finish, index=0, **extra)
         return cand
 
+    tier = applied_tier(outcome, req)
+
     match outcome:
-        case Outcome.OK | Outcome.SLOW | Outcome.UNKNOWN_FINISH if req.wants_image:
+        case Outcome.IMAGE_OTHER:
+            # The real shape: empty content, the explanation in finishMessage (not billed).
+            usage = _usage(req, media, image=False, text_tokens=0, thoughts=True)
+            cand = {"content": {}, "finishReason": "IMAGE_OTHER", "finishMessage": IMAGE_OTHER_MESSAGE, "index": 0}
+            return _body(req, media, cand, usage, tier)
+        case Outcome.OK | Outcome.SLOW | Outcome.UNKNOWN_FINISH | Outcome.TIER_DOWNGRADED if req.wants_image:
             if req.is_pro:
                 parts = [*_thought_parts(req, media), final_image, {"text": FINAL_TEXT}]
             else:
                 parts = [{"text": FINAL_TEXT}, final_image]
             finish = UNKNOWN_FINISH_REASON if outcome is Outcome.UNKNOWN_FINISH else "STOP"
             usage = _usage(req, media, image=True, text_tokens=0, thoughts=True)
-            return _response(req, media, candidate(parts, finish), usage)
-        case Outcome.OK | Outcome.SLOW | Outcome.UNKNOWN_FINISH:
+            return _body(req, media, candidate(parts, finish), usage, tier)
+        case Outcome.OK | Outcome.SLOW | Outcome.UNKNOWN_FINISH | Outcome.TIER_DOWNGRADED:
             finish = UNKNOWN_FINISH_REASON if outcome is Outcome.UNKNOWN_FINISH else "STOP"
             usage = _usage(req, media, image=False, text_tokens=len(TEXT_ONLY_TEXT) // 4, thoughts=False)
-            return _response(req, media, candidate([{"text": TEXT_ONLY_TEXT}], finish), usage)
+            return _body(req, media, candidate([{"text": TEXT_ONLY_TEXT}], finish), usage, tier)
         case Outcome.SAFETY_BLOCK | Outcome.POLICY_BLOCK | Outcome.RECITATION:
             finish = {
                 Outcome.SAFETY_BLOCK: "IMAGE_SAFETY",
@@ -189,21 +221,21 @@ def build_response(outcome: Outcome, req: GenerateRequest, media: Media) -> dict
             }[outcome]
             ratings = [dict(_BLOCKED_RATING)] if outcome is Outcome.SAFETY_BLOCK else []
             usage = _usage(req, media, image=False, text_tokens=0, thoughts=True)
-            return _response(req, media, candidate(None, finish, safetyRatings=ratings), usage)
+            return _body(req, media, candidate(None, finish, safetyRatings=ratings), usage, tier)
         case Outcome.PROMPT_BLOCK | Outcome.PROMPT_POLICY_BLOCK:
             reason = "SAFETY" if outcome is Outcome.PROMPT_BLOCK else "PROHIBITED_CONTENT"
-            body = _response(req, media, None, _usage(req, media, image=False, text_tokens=0, thoughts=False))
+            body = _body(req, media, None, _usage(req, media, image=False, text_tokens=0, thoughts=False), tier)
             return {"promptFeedback": {"blockReason": reason, "safetyRatings": copy.deepcopy(_PROMPT_RATINGS)}, **body}
         case Outcome.NO_IMAGE | Outcome.NO_IMAGE_STOP:
             finish = "NO_IMAGE" if outcome is Outcome.NO_IMAGE else "STOP"
             usage = _usage(req, media, image=False, text_tokens=len(NO_IMAGE_TEXT) // 4, thoughts=True)
-            return _response(req, media, candidate([{"text": NO_IMAGE_TEXT}], finish), usage)
+            return _body(req, media, candidate([{"text": NO_IMAGE_TEXT}], finish), usage, tier)
         case Outcome.THOUGHT_ONLY:
             thought_images = media.thought_images or (media.final_image,)
             parts = [{"text": THOUGHT_TEXT, "thought": True}]
             parts += [_image_part(img, "image/png", thought=True) for img in thought_images]
             usage = _usage(req, media, image=False, text_tokens=0, thoughts=True)
-            return _response(req, media, candidate(parts, "STOP"), usage)
+            return _body(req, media, candidate(parts, "STOP"), usage, tier)
     raise ValueError(f"outcome {outcome.value!r} has no HTTP 200 body")
 
 

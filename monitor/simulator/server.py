@@ -11,6 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
+from monitor.catalog import ModelCatalog
 from monitor.simulator.engine import SimConfig, Simulator, utc_now
 from monitor.simulator.handler import SimHTTPServer
 from monitor.simulator.profiles import Profile
@@ -40,6 +41,9 @@ class SimulatorServer:
         retry_delay: str = "36s",
         allow_override_header: bool = True,
         require_thought_signatures: bool = False,
+        catalog: ModelCatalog | None = None,
+        serve_retired: bool = False,
+        reroutes: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -58,6 +62,9 @@ class SimulatorServer:
             retry_delay=retry_delay,
             allow_override_header=allow_override_header,
             require_thought_signatures=require_thought_signatures,
+            catalog=catalog,
+            serve_retired=serve_retired,
+            reroutes=dict(reroutes or {}),
         )
         self.simulator = Simulator(config, parse_profile(profile, seed=seed), seed, clock, wall_clock)
         self._address = (host, port)
@@ -149,6 +156,10 @@ class SimulatorServer:
         parsed = parse_profile(profile, seed=self.simulator.seed)
         self.simulator.set_profile(parsed)
         return parsed
+
+    def set_reroutes(self, reroutes: Mapping[str, str]) -> None:
+        """Script which requested model IDs another model answers (as PUT /_sim/models does)."""
+        self.simulator.set_reroutes(reroutes)
 
     def stats(self) -> dict[str, Any]:
         return self.simulator.stats()

@@ -3,6 +3,7 @@
 from monitor.taxonomy.classes import (
     CATEGORY_OF,
     Category,
+    Cause,
     ErrorClass,
     Outcome,
     QuotaViolation,
@@ -20,6 +21,7 @@ from monitor.taxonomy.content import ContentSummary
 __all__ = [
     "CATEGORY_OF",
     "Category",
+    "Cause",
     "ContentSummary",
     "ErrorClass",
     "Outcome",

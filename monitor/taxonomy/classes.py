@@ -18,6 +18,7 @@ class ErrorClass(StrEnum):
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"
     QUOTA_EXHAUSTED = "quota_exhausted"
+    BILLING_LIMITED = "billing_limited"  # a spend cap or depleted prepaid credits: no wait, no fallback cures it
     INVALID_ARGUMENT = "invalid_argument"
     FAILED_PRECONDITION = "failed_precondition"
     PERMISSION_DENIED = "permission_denied"
@@ -51,6 +52,7 @@ CATEGORY_OF: dict[ErrorClass, Category] = {
     ErrorClass.TIMEOUT: Category.RETRYABLE,
     ErrorClass.RATE_LIMITED: Category.RATE_LIMITED,
     ErrorClass.QUOTA_EXHAUSTED: Category.RATE_LIMITED,
+    ErrorClass.BILLING_LIMITED: Category.CLIENT_FIX,
     ErrorClass.INVALID_ARGUMENT: Category.CLIENT_FIX,
     ErrorClass.FAILED_PRECONDITION: Category.CLIENT_FIX,
     ErrorClass.PERMISSION_DENIED: Category.CLIENT_FIX,
@@ -61,6 +63,16 @@ CATEGORY_OF: dict[ErrorClass, Category] = {
     ErrorClass.NO_IMAGE: Category.SAFETY,
     ErrorClass.UNKNOWN: Category.UNKNOWN,
 }
+
+
+class Cause(StrEnum):
+    """What the API said caused a refusal, beyond its class. Values are label values: never rename."""
+
+    SPEND_CAP = "spend_cap"  # the project's monthly spend cap is reached (billing_limited)
+    PREPAID_CREDITS = "prepaid_credits"  # prepaid credits are depleted (billing_limited)
+    SPEND_RATE_LIMIT = "spend_rate_limit"  # the tier's spend per rolling 10 minutes (rate_limited)
+    LIMIT_LOWERED = "limit_lowered"  # a quota's limit is lower than before: a tier drop (rate_limited/quota)
+    CAPACITY_EXHAUSTED = "capacity_exhausted"  # no capacity for the model (overloaded)
 
 
 class QuotaWindow(StrEnum):
@@ -90,6 +102,8 @@ class Outcome:
     quota: tuple[QuotaViolation, ...] = field(default_factory=tuple)
     block_stage: str | None = None  # "input" (promptFeedback) or "output" (finishReason)
     reason: str | None = None  # raw finishReason / blockReason / exception type name
+    # Why a 429 or 503 happened, where the body says more than its class: a Cause value.
+    cause: str | None = None
     # The `code` metric label: HTTP status as a string, or "none" without a response. A field computed once,
     # not a property: the shim reads it on every call.
     code_label: str = field(init=False, repr=False, compare=False)

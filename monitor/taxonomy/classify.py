@@ -15,6 +15,7 @@ from typing import Any
 from google.genai import errors as genai_errors
 
 from monitor.taxonomy import rpc_details
+from monitor.taxonomy.causes import cause_of
 from monitor.taxonomy.classes import ErrorClass, Outcome, QuotaWindow
 from monitor.taxonomy.content import ContentSummary
 from monitor.taxonomy.content import int_or_none as _int
@@ -167,7 +168,10 @@ def _classify_error(code: int, error: Mapping[str, Any] | None, header_delay: fl
         rpc_details.retry_info_delay(details), header_delay, rpc_details.retry_hint_in_message(message)
     )
     http_code = code or None
-    if code == 429 or (code == 0 and grpc_status == "RESOURCE_EXHAUSTED"):
+    found = cause_of(code, message, details) if code in (0, 400, 429, 503) else None
+    if found is not None:
+        cls = found[1]
+    elif code == 429 or (code == 0 and grpc_status == "RESOURCE_EXHAUSTED"):
         cls = _classify_429(quota, retry_after, message)
     elif code == 400 and grpc_status == "FAILED_PRECONDITION":
         cls = ErrorClass.FAILED_PRECONDITION
@@ -184,6 +188,7 @@ def _classify_error(code: int, error: Mapping[str, Any] | None, header_delay: fl
         retry_after_s=retry_after,
         quota=quota,
         reason=grpc_status,
+        cause=found[0].value if found is not None else None,
     )
 
 

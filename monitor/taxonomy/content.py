@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+SERVICE_TIER_HEADER: Final = "x-gemini-service-tier"
 
 
 @dataclass(slots=True)
@@ -25,6 +27,7 @@ class ContentSummary:
     thoughts_tokens: int | None = None
     model_version: str | None = None
     response_id: str | None = None
+    service_tier: str | None = None  # the tier applied: x-gemini-service-tier, or usageMetadata.serviceTier
 
     def image_counts(self) -> tuple[int, int]:
         """(final, thought) in one pass over the candidates."""
@@ -84,6 +87,12 @@ class ContentSummary:
             self.thoughts_tokens = thoughts if thoughts is not None else self.thoughts_tokens
         self.model_version = getattr(response, "model_version", None) or self.model_version
         self.response_id = getattr(response, "response_id", None) or self.response_id
+        http = getattr(response, "sdk_http_response", None)  # the SDK keeps the HTTP headers here
+        headers = getattr(http, "headers", None) if http is not None else None
+        if isinstance(headers, dict):
+            tier = headers.get(SERVICE_TIER_HEADER)
+            if isinstance(tier, str) and tier:
+                self.service_tier = tier.lower()
 
     def _add_dict(self, response: Mapping[str, Any]) -> None:
         feedback = response.get("promptFeedback")
@@ -101,6 +110,9 @@ class ContentSummary:
                 int_or_none(usage.get("candidatesTokenCount")),
                 int_or_none(usage.get("thoughtsTokenCount")),
             )
+            tier = usage.get("serviceTier")
+            if isinstance(tier, str) and tier:
+                self.service_tier = tier.lower()
         if isinstance(response.get("modelVersion"), str):
             self.model_version = response["modelVersion"]
         if isinstance(response.get("responseId"), str):

@@ -11,8 +11,8 @@ import pytest
 from monitor.alerts import DEGRADED_MODE, HISTORY_SIZE, Action, Evaluator, Rule, State, Transition, default_rules
 from monitor.signals import Counts, Series
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 OK, PENDING, FIRING, RECOVERING, PROBING = State.OK, State.PENDING, State.FIRING, State.RECOVERING, State.PROBING
 
 Step = tuple[float, int] | None  # (503 ratio, requests to the primary in the window), or None: no data

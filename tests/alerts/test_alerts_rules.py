@@ -24,8 +24,8 @@ from monitor.alerts import (
 from monitor.config import ConfigError
 from monitor.signals import Series
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 
 
 def degraded_rule() -> Rule:

@@ -24,7 +24,7 @@ from monitor.daemon.config import from_mapping
 from monitor.generator import ImageGenerator, OfrepFlagSource, VirtualClock
 from monitor.simulator import SimulatorServer
 
-PRO, FLASH = "gemini-3-pro-image-preview", "gemini-2.5-flash-image"
+PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 FAST_RULES = {
     "degraded-mode": {
         "window_s": "2s",

@@ -19,7 +19,7 @@ from monitor.generator import ImageGenerator, VirtualClock
 from monitor.signals import Reading
 from monitor.simulator import SimulatorServer
 
-PRO, FLASH = "gemini-3-pro-image-preview", "gemini-2.5-flash-image"
+PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 FAST = {"degraded-mode": {"window_s": "2s", "hold_s": "0.5s", "min_volume": 5, "recovery_hold_s": "0.5s"}}
 
 

@@ -15,7 +15,7 @@ from monitor.daemon.config import from_mapping
 from monitor.notify.testing import FakePagerDuty, FakeSlack
 from monitor.signals import Reading, Series
 
-PRO = "gemini-3-pro-image-preview"
+PRO = "gemini-3-pro-image"
 OK, FAIL = Series(PRO, "200", "ok"), Series(PRO, "503", "overloaded")
 
 

@@ -32,7 +32,7 @@ def test_openfeature_reads_the_daemons_flags(tmp_path: Path) -> None:
         client = api.get_client("nbmon-daemon-test")
         details = client.get_boolean_details("degraded-mode", True)
         assert (details.value, details.variant, details.reason) == (False, "off", Reason.STATIC)
-        assert client.get_string_value("image-model", "x") == "gemini-3-pro-image-preview"
+        assert client.get_string_value("image-model", "x") == "gemini-3-pro-image"
 
         expires = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
         response = httpx.post(
@@ -44,7 +44,7 @@ def test_openfeature_reads_the_daemons_flags(tmp_path: Path) -> None:
         details = client.get_boolean_details("degraded-mode", False)
         assert (details.value, details.variant) == (True, "on")
         assert details.flag_metadata["source"] == "override"
-        assert client.get_string_value("image-model", "x") == "gemini-2.5-flash-image"
+        assert client.get_string_value("image-model", "x") == "gemini-nano-banana-2.1"
         missing = client.get_boolean_details("no-such-flag", False)
         assert missing.error_code is not None and missing.value is False
     finally:

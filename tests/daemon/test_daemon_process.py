@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from monitor.metrics import ShimMetrics
 
-PRO = "gemini-3-pro-image-preview"
+PRO = "gemini-3-pro-image"
 TOKEN = "test-admin-token-0123456789"
 
 
@@ -240,7 +240,7 @@ def test_admin_api_and_cli_override(tmp_path: Path, app: AppMetrics) -> None:
         state = daemon.state()["effective"]
         assert (state["value"], state["source"]) == (True, "override")
         ofrep = httpx.post(f"{daemon.url}/ofrep/v1/evaluate/flags/image-model", json={"context": {}}).json()
-        assert ofrep["value"] == "gemini-2.5-flash-image"
+        assert ofrep["value"] == "gemini-nano-banana-2.1"
         cleared = subprocess.run([*cli, "clear"], env=env, capture_output=True, text=True, check=False)
         assert cleared.returncode == 0, cleared.stderr
         assert daemon.state()["effective"]["value"] is False

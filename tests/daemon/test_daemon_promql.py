@@ -15,7 +15,7 @@ import pytest
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
 
-PRO = "gemini-3-pro-image-preview"
+PRO = "gemini-3-pro-image"
 
 
 class FakePrometheus:

@@ -9,9 +9,9 @@ from monitor.demo.verdict import Evidence, problems
 
 STORM = (10.0, 40.0)
 DELIVERED = (
-    Received(21.0, "slack", "[FIRING] gemini-3-pro-image-preview entered degraded mode (degraded-mode)"),
-    Received(21.0, "pagerduty", "trigger nbmon/demo/degraded-mode: gemini-3-pro-image-preview entered ..."),
-    Received(55.0, "slack", "[RESOLVED] gemini-3-pro-image-preview left degraded mode (degraded-mode)"),
+    Received(21.0, "slack", "[FIRING] gemini-3-pro-image entered degraded mode (degraded-mode)"),
+    Received(21.0, "pagerduty", "trigger nbmon/demo/degraded-mode: gemini-3-pro-image entered ..."),
+    Received(55.0, "slack", "[RESOLVED] gemini-3-pro-image left degraded mode (degraded-mode)"),
     Received(55.0, "pagerduty", "resolve nbmon/demo/degraded-mode"),
 )
 CLOSED = Evidence(

@@ -14,7 +14,7 @@ import pytest
 from monitor.flagstate import FLAGD_SCHEMA, Decision, FlagdFileWriter, FlagState, Models, flagd_document
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-MODELS = Models(primary="gemini-3-pro-image-preview", fallback="gemini-2.5-flash-image")
+MODELS = Models(primary="gemini-3-pro-image", fallback="gemini-nano-banana-2.1")
 FIGURES = {"ratio": 0.42, "numerator": 42, "denominator": 100, "window_s": 60, "threshold": 0.3}
 
 
@@ -53,8 +53,8 @@ def test_document_when_healthy() -> None:
     assert flags["degraded-mode"]["variants"] == {"on": True, "off": False}
     assert flags["degraded-mode"]["defaultVariant"] == "off"
     assert flags["image-model"]["variants"] == {
-        "primary": "gemini-3-pro-image-preview",
-        "fallback": "gemini-2.5-flash-image",
+        "primary": "gemini-3-pro-image",
+        "fallback": "gemini-nano-banana-2.1",
     }
     assert flags["image-model"]["defaultVariant"] == "primary"
     assert document["metadata"] == {"flagSetId": "nbmon"}

@@ -35,7 +35,7 @@ from monitor.generator.flags import DEGRADED_FLAG as GENERATOR_DEGRADED_FLAG
 from monitor.generator.flags import OfrepFlagSource
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-MODELS = Models(primary="gemini-3-pro-image-preview", fallback="gemini-2.5-flash-image")
+MODELS = Models(primary="gemini-3-pro-image", fallback="gemini-nano-banana-2.1")
 FIGURES = {"ratio": 0.42, "numerator": 42, "denominator": 100, "window_s": 60, "threshold": 0.3}
 FLAGS_URL = "/ofrep/v1/evaluate/flags"
 
@@ -91,7 +91,7 @@ def test_both_flags_when_degraded_carry_the_figures() -> None:
     _, _, model = evaluate_flag(IMAGE_MODEL_FLAG, None, degraded(), MODELS)
     assert flag is not None and model is not None
     assert (flag["value"], flag["variant"], flag["reason"]) == (True, "on", "STATIC")
-    assert (model["value"], model["variant"]) == ("gemini-2.5-flash-image", "fallback")
+    assert (model["value"], model["variant"]) == ("gemini-nano-banana-2.1", "fallback")
     metadata = flag["metadata"]
     assert metadata["since"] == "2026-01-15T12:05:00Z"
     assert metadata["rule"] == "degraded-mode"
@@ -106,7 +106,7 @@ def test_both_flags_when_degraded_carry_the_figures() -> None:
 def test_image_model_is_the_primary_when_healthy() -> None:
     _, _, body = evaluate_flag(IMAGE_MODEL_FLAG, b"", healthy(), MODELS)
     assert body is not None
-    assert (body["value"], body["variant"]) == ("gemini-3-pro-image-preview", "primary")
+    assert (body["value"], body["variant"]) == ("gemini-3-pro-image", "primary")
 
 
 def test_override_is_static_with_source_override_in_metadata() -> None:
@@ -205,7 +205,7 @@ def test_dispatch_routes() -> None:
     assert dispatch("POST", FLAGS_URL, None, None, degraded(), MODELS).status == 200  # type: ignore[union-attr]
     response = dispatch("POST", f"{FLAGS_URL}/image-model?x=1", b"{}", None, degraded(), MODELS)
     assert response is not None and response.body is not None
-    assert response.body["value"] == "gemini-2.5-flash-image"
+    assert response.body["value"] == "gemini-nano-banana-2.1"
     encoded = dispatch("POST", f"{FLAGS_URL}/degraded%2Dmode", None, None, degraded(), MODELS)
     assert encoded is not None and encoded.status == 200
     empty = dispatch("POST", f"{FLAGS_URL}/", None, None, degraded(), MODELS)
@@ -284,7 +284,7 @@ def test_openfeature_sdk_reads_the_flags(server: Server, of_client: Any) -> None
     details = of_client.get_boolean_details(DEGRADED_FLAG, True)
     assert (details.value, details.reason, details.variant, details.error_code) == (False, Reason.STATIC, "off", None)
     assert details.flag_metadata["rule"] == "initial"
-    assert of_client.get_string_value(IMAGE_MODEL_FLAG, "code-default") == "gemini-3-pro-image-preview"
+    assert of_client.get_string_value(IMAGE_MODEL_FLAG, "code-default") == "gemini-3-pro-image"
 
     server.store.apply_transition(True, "degraded-mode", "503 ratio 0.42 > 0.30 for 5m", FIGURES, at(5))
     details = of_client.get_boolean_details(DEGRADED_FLAG, False)
@@ -296,14 +296,14 @@ def test_openfeature_sdk_reads_the_flags(server: Server, of_client: Any) -> None
     assert metadata["figures.ratio"] == 0.42
     assert metadata["figures.window_s"] == 60
     model = of_client.get_string_details(IMAGE_MODEL_FLAG, "code-default")
-    assert (model.value, model.variant, model.reason) == ("gemini-2.5-flash-image", "fallback", Reason.STATIC)
+    assert (model.value, model.variant, model.reason) == ("gemini-nano-banana-2.1", "fallback", Reason.STATIC)
 
     server.store.set_override(False, "Pro is fine", at(60), at(1), set_by="alice")
     details = of_client.get_boolean_details(DEGRADED_FLAG, True)
     assert (details.value, details.variant) == (False, "off")
     assert details.flag_metadata["source"] == "override"
     assert details.flag_metadata["override_set_by"] == "alice"
-    assert of_client.get_string_value(IMAGE_MODEL_FLAG, "code-default") == "gemini-3-pro-image-preview"
+    assert of_client.get_string_value(IMAGE_MODEL_FLAG, "code-default") == "gemini-3-pro-image"
 
 
 def test_openfeature_sdk_context_and_errors(server: Server, of_client: Any) -> None:
@@ -345,7 +345,7 @@ def test_bulk_over_http_with_etag(server: Server) -> None:
         assert first.status_code == 200
         assert first.headers["content-type"] == "application/json"
         etag = first.headers["etag"]
-        assert [flag["value"] for flag in first.json()["flags"]] == [False, "gemini-3-pro-image-preview"]
+        assert [flag["value"] for flag in first.json()["flags"]] == [False, "gemini-3-pro-image"]
 
         again = client.post(FLAGS_URL, json={}, headers={"If-None-Match": etag})
         assert again.status_code == 304
@@ -356,7 +356,7 @@ def test_bulk_over_http_with_etag(server: Server) -> None:
         changed = client.post(FLAGS_URL, json={}, headers={"If-None-Match": etag})
         assert changed.status_code == 200
         assert changed.headers["etag"] != etag
-        assert [flag["value"] for flag in changed.json()["flags"]] == [True, "gemini-2.5-flash-image"]
+        assert [flag["value"] for flag in changed.json()["flags"]] == [True, "gemini-nano-banana-2.1"]
 
 
 def test_malformed_and_unknown_over_http(server: Server) -> None:
@@ -384,6 +384,6 @@ def test_malformed_and_unknown_over_http(server: Server) -> None:
         }
 
         no_body = client.post(f"{FLAGS_URL}/{IMAGE_MODEL_FLAG}")  # as flagd's docs do
-        assert (no_body.status_code, no_body.json()["value"]) == (200, "gemini-3-pro-image-preview")
+        assert (no_body.status_code, no_body.json()["value"]) == (200, "gemini-3-pro-image")
 
         assert client.get(f"{FLAGS_URL}/{DEGRADED_FLAG}").status_code == 405

@@ -36,12 +36,12 @@ def test_trigger_event_is_valid_and_carries_the_figures(pd: FakePagerDuty) -> No
     (event,) = pd.accepted
     assert event["routing_key"] == KEY and event["event_action"] == "trigger" and event["dedup_key"] == DEDUP
     payload = event["payload"]
-    assert payload["summary"].startswith("gemini-3-pro-image-preview entered degraded mode (degraded-mode): ")
+    assert payload["summary"].startswith("gemini-3-pro-image entered degraded mode (degraded-mode): ")
     assert "42.0%" in payload["summary"]
     assert payload["source"] == "nbmon" and payload["severity"] == "critical"
     assert payload["timestamp"] == "2025-11-27T14:10:00+00:00"
     assert (payload["component"], payload["group"], payload["class"]) == (
-        "gemini-3-pro-image-preview",
+        "gemini-3-pro-image",
         "production",
         "degraded-mode",
     )

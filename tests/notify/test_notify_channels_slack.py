@@ -48,7 +48,7 @@ def test_message_has_what_happened_figures_model_since_override_links_and_fallba
         "42.0% (126/300)",  # ratio and counts
         "*Window*\n1m",
         "*Threshold*\n30.0%",
-        "`gemini-3-pro-image-preview`",  # model
+        "`gemini-3-pro-image`",  # model
         "<!date^1764252300^",  # since 14:05 UTC, in each reader's time zone ...
         "|2025-11-27 14:05:00 UTC>",  # ... with a UTC fallback
         '```nbmon flag set off --reason "..." --for 30m```',  # override command, copyable
@@ -62,7 +62,7 @@ def test_message_has_what_happened_figures_model_since_override_links_and_fallba
         "entered degraded mode",
         "rule degraded-mode",
         "Ratio 42.0% (126/300)",
-        "Model: gemini-3-pro-image-preview",
+        "Model: gemini-3-pro-image",
         "Since: 2025-11-27 14:05:00 UTC",
         'Override: nbmon flag set off --reason "..." --for 30m',
         "Dashboard: https://grafana.example.com/d/nbmon",

@@ -91,13 +91,13 @@ def test_when_to_notify(was: State, now: State, flag_rule: bool, event: Event | 
 
 
 def test_the_notification_carries_the_figures() -> None:
-    rule = default_rules("gemini-3-pro-image-preview", "gemini-2.5-flash-image")[0]
+    rule = default_rules("gemini-3-pro-image", "gemini-nano-banana-2.1")[0]
     at = datetime(2026, 11, 27, 14, 5, tzinfo=UTC)
     note = build(
         transition(State.PENDING, State.FIRING),
         rule,
         flag_rule=True,
-        model="gemini-3-pro-image-preview",
+        model="gemini-3-pro-image",
         environment="prod",
         at=at,
         since=at,

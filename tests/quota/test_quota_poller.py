@@ -248,7 +248,7 @@ def test_reconcile_runs_after_each_poll(fake: FakeMetricService) -> None:
 
     def shim_counts(since: datetime) -> dict[str, float]:
         asked.append(since)
-        return {"gemini-3-pro-image-preview": 700.0, "gemini-2.5-flash-image": 200.0}
+        return {"gemini-3-pro-image": 700.0, "gemini-nano-banana-2.1": 200.0}
 
     poller, _ = make_poller(fake, shim_counts=shim_counts)
     poller.poll()

@@ -12,7 +12,7 @@ PER_MINUTE = f"{GEMINI}/generate_requests_per_model"
 PER_DAY = f"{GEMINI}/generate_requests_per_model_per_day"
 TOKENS = f"{GEMINI}/generate_content_paid_tier_input_token_count"
 NOW = datetime(2026, 3, 8, 19, 0, tzinfo=UTC)
-PRO, FLASH = "gemini-3-pro-image-preview", "gemini-2.5-flash-image"
+PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 
 
 def rows(project: str, today: float) -> list[QuotaSeries]:

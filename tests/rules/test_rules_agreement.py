@@ -14,7 +14,7 @@ from monitor.alerts import CounterWindow, Evaluator, State, default_rules
 from monitor.signals import Reading, Series
 
 ROOT = Path(__file__).parents[2]
-PRO, FLASH = "gemini-3-pro-image-preview", "gemini-2.5-flash-image"
+PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 STEP = 15  # seconds between samples, as a scrape every 15 s
 OUTAGE_AT = 150  # seconds: from here half of the primary's requests are 503s
 STEPS = 80  # 20 minutes
@@ -65,6 +65,10 @@ def prometheus_fires_at(tmp_path: Path) -> float:
                 {
                     "interval": f"{STEP}s",
                     "input_series": [
+                        {  # the role the shim and the daemon export: the rule names no model
+                            "series": f'nbmon_model_info{{{labels},role="primary",family="Nano Banana Pro"}}',
+                            "values": f"1x{STEPS}",
+                        },
                         {
                             "series": f'nbmon_requests_total{{{labels},code="200",error_class="ok"}}',
                             "values": " ".join(map(str, ok)),

@@ -61,7 +61,7 @@ def test_tool_versions_are_the_debian_targets() -> None:
 def test_promtool_check_rules() -> None:
     result = _run(_tool("promtool"), "check", "rules", "--lint=all", "--lint-fatal", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 18 rules found" in result.stdout
+    assert "SUCCESS: 25 rules found" in result.stdout
 
 
 def test_promtool_test_rules() -> None:
@@ -118,10 +118,10 @@ def test_amtool_check_config() -> None:
     [
         # The page goes to PagerDuty and to the daemon's webhook (fleet mode); order is route order.
         (
-            ["alertname=NbmonImage503RateHigh", "severity=critical", "model=gemini-3-pro-image-preview"],
+            ["alertname=NbmonImage503RateHigh", "severity=critical", "model=gemini-3-pro-image"],
             "nbmon-daemon,pagerduty",
         ),
-        (["alertname=NbmonImage503RateHigh", "severity=warning", "model=gemini-3-pro-image-preview"], "slack"),
+        (["alertname=NbmonImage503RateHigh", "severity=warning", "model=gemini-3-pro-image"], "slack"),
         (["alertname=NbmonQuotaExhausted", "severity=critical", "project=p"], "pagerduty"),
         (["alertname=NbmonQuotaUtilizationCritical", "severity=critical"], "pagerduty"),
         (["alertname=NbmonQuotaUtilizationHigh", "severity=warning"], "slack"),

@@ -12,7 +12,7 @@ from google.genai import types
 
 from monitor.simulator import SimulatorServer
 
-PRO = "gemini-3-pro-image-preview"
+PRO = "gemini-3-pro-image"
 KEY = {"x-goog-api-key": "test-key"}
 IMAGE_REQUEST: dict[str, Any] = {
     "contents": [{"role": "user", "parts": [{"text": "a banana wearing sunglasses"}]}],

@@ -12,8 +12,8 @@ import pytest
 
 from monitor.simulator import HTTP_200_OUTCOMES, OUTCOMES, Outcome, SimulatorServer, png_size
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 KEY = {"x-goog-api-key": "test-key"}
 IMAGE_REQUEST = {
     "contents": [{"role": "user", "parts": [{"text": "a banana wearing sunglasses"}]}],
@@ -38,6 +38,11 @@ ERRORS: dict[str, tuple[int, str]] = {
     "not_found": (404, "NOT_FOUND"),
     "missing_thought_signature": (400, "INVALID_ARGUMENT"),
     "stream_error": (503, "UNAVAILABLE"),  # a non-streaming request gets the plain 503
+    "high_demand": (503, "UNAVAILABLE"),
+    "capacity_exhausted": (503, "UNAVAILABLE"),
+    "spend_cap": (429, "RESOURCE_EXHAUSTED"),
+    "prepaid_depleted": (429, "RESOURCE_EXHAUSTED"),
+    "tier_dropped": (429, "RESOURCE_EXHAUSTED"),
 }
 
 
@@ -58,7 +63,7 @@ def image_parts(cand: dict[str, Any]) -> list[dict[str, Any]]:
 def test_every_outcome_is_covered_by_these_tests() -> None:
     covered = set(ERRORS) | {"bad_gateway", "reset", "slow", "stream_error"} | {o.value for o in HTTP_200_OUTCOMES}
     assert covered == set(OUTCOMES)
-    assert len(OUTCOMES) == len(set(OUTCOMES)) == 27
+    assert len(OUTCOMES) == len(set(OUTCOMES)) == 34
 
 
 @pytest.mark.parametrize("outcome", sorted(ERRORS))
@@ -113,6 +118,82 @@ def test_quota_exhausted_is_a_daily_cap_with_hours_of_delay(generate: Gen) -> No
     assert violation["quotaMetric"] == "generativelanguage.googleapis.com/generate_requests_per_model_per_day"
     assert violation["quotaValue"] == "250"
     assert details["RetryInfo"]["retryDelay"] == "6h34m53s"
+
+
+def test_the_2026_shapes(generate: Gen) -> None:
+    """Bodies as captured in 2026 (docs/error-classes.md has the sources)."""
+    spend = generate("spend_cap").json()["error"]
+    assert "details" not in spend and "monthly spending cap" in spend["message"]
+    prepaid = generate("prepaid_depleted").json()["error"]
+    assert "details" not in prepaid and prepaid["message"].startswith("Your prepayment credits are depleted.")
+    high = generate("high_demand").json()["error"]
+    assert "details" not in high and "experiencing high demand" in high["message"]
+    capacity = generate("capacity_exhausted").json()
+    assert details_by_type(capacity)["ErrorInfo"]["reason"] == "MODEL_CAPACITY_EXHAUSTED"
+    assert capacity["error"]["message"] == f"No capacity available for model {PRO} on the server"
+    dropped = details_by_type(generate("tier_dropped").json())["QuotaFailure"]["violations"][0]
+    normal = details_by_type(generate("rate_limited").json())["QuotaFailure"]["violations"][0]
+    assert dropped["quotaId"] == normal["quotaId"]
+    assert int(dropped["quotaValue"]) < int(normal["quotaValue"])  # the same quota at a lower tier's limit
+
+
+def test_image_other_has_empty_content_and_a_finish_message(generate: Gen) -> None:
+    cand = candidate(generate("image_other").json())
+    assert cand["content"] == {} and cand["finishReason"] == "IMAGE_OTHER"
+    assert "You will not be charged" in cand["finishMessage"]
+
+
+def test_the_applied_service_tier_is_in_the_header_and_the_usage(generate: Gen) -> None:
+    plain = generate()
+    assert plain.headers["x-gemini-service-tier"] == "standard"
+    assert plain.json()["usageMetadata"]["serviceTier"] == "standard"
+    priority = {**IMAGE_REQUEST, "serviceTier": "priority"}
+    served = generate(json=priority)
+    assert served.headers["x-gemini-service-tier"] == "priority"
+    downgraded = generate("tier_downgraded", json=priority)
+    assert downgraded.headers["x-gemini-service-tier"] == "standard"
+    assert downgraded.json()["usageMetadata"]["serviceTier"] == "standard"
+    assert generate(json={**IMAGE_REQUEST, "serviceTier": "gold"}).status_code == 400
+
+
+def test_a_retired_model_is_not_found_as_the_api_says_it(generate: Gen) -> None:
+    resp = generate(model="gemini-3-pro-image-preview")
+    assert resp.status_code == 404
+    error = resp.json()["error"]
+    assert error["status"] == "NOT_FOUND"
+    assert error["message"].startswith(
+        "models/gemini-3-pro-image-preview is not found for API version v1beta, or is not supported for "
+        "generateContent. Call ListModels"
+    )
+    assert generate(model="gemini-3.1-flash-image").status_code == 200  # deprecated, still served
+
+
+def test_a_size_the_model_does_not_take_is_refused(generate: Gen) -> None:
+    body = {
+        **IMAGE_REQUEST,
+        "generationConfig": {**IMAGE_REQUEST["generationConfig"], "imageConfig": {"imageSize": "512px"}},
+    }
+    refused = generate(model=FLASH, json=body)
+    assert refused.status_code == 400
+    assert "512px" in refused.json()["error"]["message"]
+    assert generate(model="gemini-3.1-flash-image", json=body).status_code == 200
+
+
+def test_reroutes_answer_with_the_successors_model_version() -> None:
+    old = "gemini-3.1-flash-image"
+    with SimulatorServer(reroutes={old: FLASH}, latency={"pro": 0.0}) as sim:
+        url = f"{sim.url}/v1beta/models/{old}:generateContent"
+        assert httpx.post(url, json=IMAGE_REQUEST, headers=KEY).json()["modelVersion"] == FLASH
+        assert httpx.put(f"{sim.url}/_sim/models", json={"reroutes": {}}).json() == {"reroutes": {}}
+        assert httpx.post(url, json=IMAGE_REQUEST, headers=KEY).json()["modelVersion"] == old
+        assert httpx.put(f"{sim.url}/_sim/models", json={"reroutes": [1]}).status_code == 400
+        assert sim.stats()["rerouted"] == {f"{old}->{FLASH}": 1}
+    # A retired ID the catalog routes answers as its successor; serve_retired answers it as itself.
+    with SimulatorServer(serve_retired=True) as sim:
+        body = httpx.post(
+            f"{sim.url}/v1beta/models/gemini-3-pro-image-preview:generateContent", json=IMAGE_REQUEST, headers=KEY
+        ).json()
+        assert body["modelVersion"] == "gemini-3-pro-image-preview"
 
 
 def test_rate_limited_legacy_uses_error_info(generate: Gen) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from monitor.simulator import BUILTIN_SCENARIOS, OUTCOMES, Draw, HourlyProfile, Outcome, Profile, parse_profile
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 

@@ -13,8 +13,8 @@ from google.oauth2.credentials import Credentials
 
 from monitor.simulator import SimulatorServer, png_size
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 IMAGE_CONFIG = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

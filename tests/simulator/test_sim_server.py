@@ -15,8 +15,8 @@ import pytest
 
 from monitor.simulator import SimulatorServer
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 KEY = {"x-goog-api-key": "sekrit-123"}
 BODY: dict[str, Any] = {
     "contents": [{"parts": [{"text": "a cat"}]}],

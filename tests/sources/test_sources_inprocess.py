@@ -13,8 +13,8 @@ from monitor.metrics import ShimMetrics
 from monitor.signals import CounterSource, Series
 from monitor.sources import InProcessSource
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 
 
 def attempts(metrics: ShimMetrics, model: str, code: str, error_class: str, n: int = 1) -> None:

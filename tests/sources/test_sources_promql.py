@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 from monitor.signals import Series, WindowSource
 from monitor.sources import DEFAULT_QUERY, PROMQL_ERROR_REASONS, PromQLSource, prometheus_duration
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 QUERY_1M = "sum by (model, code, error_class) (increase(nbmon_requests_total[1m]))"
 NOW = 1717171717.123
 

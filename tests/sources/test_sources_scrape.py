@@ -28,8 +28,8 @@ from monitor.sources import (
     parse_exposition,
 )
 
-PRO = "gemini-3-pro-image-preview"
-FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image"
+FLASH = "gemini-nano-banana-2.1"
 OK = Series(PRO, "200", "ok")
 UNAVAILABLE = Series(PRO, "503", "unavailable")
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
