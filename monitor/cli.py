@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     quota_cli.add_arguments(quota)
     quota.set_defaults(func=quota_cli.run)
 
+    from monitor.catalog import cli as models_cli
+
+    models = commands.add_parser(
+        "models", help="the model catalog as your config resolves it: roles, lifecycle, prices"
+    )
+    models_cli.add_arguments(models)
+    models.set_defaults(func=models_cli.run)
+
     version = commands.add_parser("version", help="print nbmon and google-genai versions")
     version.set_defaults(func=_version)
     return parser

@@ -429,6 +429,7 @@ class Daemon:
             return self.evaluator.statuses()
 
     def _state_unlocked(self) -> dict[str, Any]:
+        shim = self.config.shim
         statuses = {
             name: {
                 "state": status.state.value,
@@ -444,7 +445,12 @@ class Daemon:
         return {
             "effective": self.store.effective().as_dict(),
             "rules": statuses,
-            "models": {"primary": self.models.primary, "fallback": self.models.fallback},
+            "models": {
+                "primary": self.models.primary,
+                "fallback": self.models.fallback,
+                "configured": {"primary": shim.configured_primary, "fallback": shim.configured_fallback},
+                "notes": [f"{note.key}: {note.message}" for note in shim.lifecycle_notes()],
+            },
             "alertmanager": {"firing": self._alerts.names(), "holds_flag": self._alertmanager_degraded()},
             "quota": None if self.quota is None else self.quota.readiness().detail,
             "transitions": [
