@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+import structlog.testing
 from google import genai
 from google.genai import errors
 from opentelemetry.sdk.trace import TracerProvider
@@ -170,3 +171,25 @@ def test_a_priority_call_served_at_standard_is_counted_and_priced_at_standard(
     )
     last = shim.events()[-1]
     assert (last["service_tier"], last["requested_service_tier"]) == ("standard", "priority")
+
+
+def test_instrument_warns_once_about_a_deprecated_configured_model(
+    registry: CollectorRegistry, uninstrumented: None
+) -> None:
+    document = {
+        "models": {
+            "fallback": "instrument-once-image",  # a model no other test names: not announced yet in this process
+            "instrument-once-image": {"family": "Once", "deprecated": "2001-01-01", "replacement": FLASH},
+        }
+    }
+    with structlog.testing.capture_logs() as logs:
+        assert monitor.instrument(registry=registry, config=config_from_document(document, environ={}))
+        monitor.uninstrument()
+        assert monitor.instrument(registry=registry, config=config_from_document(document, environ={}))
+    warnings = [e for e in logs if e["event"] == "nbmon.model.lifecycle"]
+    assert len(warnings) == 1
+    assert (warnings[0]["model"], warnings[0]["lifecycle"], warnings[0]["replacement"]) == (
+        "instrument-once-image",
+        "deprecated",
+        FLASH,
+    )
