@@ -36,6 +36,9 @@ def _is_secret_name(name: object) -> bool:
 
 _SECRET_PATTERNS = (
     (re.compile(r"([?&]key=)[^&\s\"']+"), r"\1" + REDACTED),
+    # user:password@ in a URL (a scrape target's basic auth), and a Slack webhook's secret path
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@\"']+@"), r"\1" + REDACTED + "@"),
+    (re.compile(r"(hooks\.slack\.com/)[^\s\"',]+"), r"\1" + REDACTED),
     (re.compile(r"(?i)(x-goog-api-key[\"']?\s*[:=]\s*[\"']?)[^\"'\s,}]+"), r"\1" + REDACTED),
     # Any scheme (Bearer, Basic, Token, ...): everything up to the end of the value goes.
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"',}\n]+"), r"\1" + REDACTED),
@@ -46,12 +49,30 @@ _SECRET_PATTERNS = (
 # Plain substring tests (C speed) decide whether the substitutions are needed at all; most strings
 # fail all of them. Header names in odd mixed case ("kEy") are not caught by this fast path.
 def _maybe_secret(text: str) -> bool:
-    return "key" in text or "Key" in text or "KEY" in text or "uthoriz" in text or "UTHORIZ" in text or "AIza" in text
+    return (
+        "key" in text or "Key" in text or "KEY" in text or "uthoriz" in text or "UTHORIZ" in text or "AIza" in text
+        or "@" in text or "hooks.slack" in text or (bool(_known) and any(secret in text for secret in _known))
+    )  # fmt: skip
+
+
+# Secrets the process was configured with (webhook URLs, routing keys, tokens): redacted wherever they appear,
+# also in lines of libraries (httpx logs URLs) that no pattern would recognise. Only the daemon registers any.
+_known: frozenset[str] = frozenset()
+
+
+def register_secret(value: str | None) -> None:
+    """Redact this exact value from every log line from now on (values under 8 characters are ignored)."""
+    global _known
+    if value and len(value) >= 8:
+        _known = _known | {value}
 
 
 def redact_text(text: str) -> str:
     if not _maybe_secret(text):
         return text
+    for secret in _known:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -156,10 +177,12 @@ class RedactingRenderer:
         snapshot = dict(event_dict) if self._copy_first else event_dict
         line = self._render(logger, method, event_dict)
         # Any of _LINE_NEEDLES, unrolled: a generator costs more than the seven scans.
-        f = (line if isinstance(line, str) else str(line)).lower().replace("-", "").replace("_", "")
+        text = line if isinstance(line, str) else str(line)
+        f = text.lower().replace("-", "").replace("_", "")
         if not (
             "key" in f or "authorization" in f or "token" in f or "webhookurl" in f or "secret" in f
-            or "password" in f or "aiza" in f
+            or "password" in f or "aiza" in f or "@" in f or "hooks.slack" in f
+            or (_known and any(secret in text for secret in _known))
         ):  # fmt: skip
             return line
         line = self._render(logger, method, redact_secrets(logger, method, snapshot))
@@ -191,6 +214,13 @@ def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+# Libraries that log every request (httpx's "HTTP Request: POST <url>", APScheduler's "Running job ...") at INFO:
+# at WARNING unless the level asked for is DEBUG, so a day at the defaults is not 29,000 lines of them.
+QUIET_LIBRARIES = (
+    "apscheduler", "httpx", "httpx2", "httpcore", "urllib3", "google_genai", "slack_sdk", "aiohttp.access",
+)  # fmt: skip
 
 
 def configure_logging(
@@ -238,6 +268,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(threshold)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(threshold, logging.WARNING) if threshold > logging.DEBUG else threshold)
     structlog.configure(
         processors=[*chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),

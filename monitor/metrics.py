@@ -186,6 +186,19 @@ class DaemonMetrics:
         self.notification_queue_depth = Gauge(
             "nbmon_notification_queue_depth", "Notifications waiting in the persisted outbox.", registry=registry
         )
+        self.persistence_ok = Gauge(
+            "nbmon_persistence_ok",
+            "1 while a store (state, flagd, outbox) saves; 0 while it cannot (disk full, read-only): its content is"
+            " in force in memory only and lost on a restart.",
+            ["store"],
+            registry=registry,
+        )
+        self.persistence_errors = Counter(
+            "nbmon_persistence_errors",
+            "Failed saves of a store (state, flagd, outbox); the save is retried on every evaluation tick.",
+            ["store"],
+            registry=registry,
+        )
         self.evaluation_duration = Histogram(
             "nbmon_evaluation_duration_seconds",
             "Time one evaluation tick took.",

@@ -7,11 +7,13 @@ persisted on every change, so a restart (even after kill -9) resumes degraded if
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,7 +25,9 @@ from monitor.config import warn_lifecycle
 from monitor.daemon.alertmanager import AlertTracker, parse_payload
 from monitor.daemon.config import DaemonConfig, parse_duration
 from monitor.daemon.http import DaemonServer, Reply
+from monitor.daemon.persistence import PersistenceHealth
 from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, evaluate_bulk, evaluate_flag
+from monitor.logs import redact_text, register_secret
 from monitor.metrics import DaemonMetrics
 from monitor.notify import Dispatcher, Outbox
 from monitor.notify import events as notify_events
@@ -32,11 +36,20 @@ from monitor.signals import CounterSource, Counts, WindowSource
 from monitor.sources import InProcessSource, PromQLSource, ScrapeSource
 
 _log = structlog.get_logger("nbmon.daemon")
+MAX_OVERRIDE_S = 7 * 86400.0
 RULE_STATES = tuple(s.value for s in State)
 
 
 def window_label(seconds: float) -> str:
     return f"{int(seconds // 60)}m" if seconds % 60 == 0 else f"{int(seconds)}s"
+
+
+class Disk(Protocol):
+    """How the daemon's files are written: the real atomic writes and SQLite by default."""
+
+    def write(self, path: Path, data: bytes) -> None: ...
+    def write_mode(self, path: Path, data: bytes, mode: int) -> None: ...
+    def connect(self, path: Path) -> sqlite3.Connection: ...
 
 
 class Daemon:
@@ -51,10 +64,20 @@ class Daemon:
         registry: CollectorRegistry | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        disk: Disk | None = None,
     ) -> None:
+        """`disk`: how the state, flagd and outbox files are written (tests inject monitor.testing.FullDisk)."""
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = DaemonMetrics(self.registry)
+        # Configured secrets are redacted from every log line, libraries' included (httpx logs URLs).
+        for secret in (config.admin_token, *(channel.secret for channel in config.notify.channels)):
+            register_secret(secret)
+        self.persistence = PersistenceHealth(
+            lambda store, ok: self.metrics.persistence_ok.labels(store).set(1 if ok else 0),
+            lambda store: self.metrics.persistence_errors.labels(store).inc(),
+            _log,
+        )
         ModelInfoCollector(self.registry, config.shim)  # nbmon_model_info: the rules join on its roles
         self._monotonic, self._wall = monotonic, wall
         self.models = Models(config.primary_model, config.fallback_model)
@@ -65,8 +88,14 @@ class Daemon:
         self._flag_rules = {r.name for r in rules if Action.SET_FLAG in r.actions}
         longest = max((r.window_s for r in rules), default=60.0)
         self.window = CounterWindow(max_age_s=longest + 4 * config.source_interval_s)
-        self.store = FlagStore(config.state_path, clock=wall)  # a corrupt file stops the start, with its path
-        self.flagd = FlagdFileWriter(config.flagd_path) if config.flagd_path else None
+        self._disk = disk
+        # A corrupt state file stops the start, with its path.
+        self.store = FlagStore(config.state_path, clock=wall, write=disk.write if disk is not None else None)
+        self.flagd = (
+            FlagdFileWriter(config.flagd_path, write=disk.write_mode if disk is not None else None)
+            if config.flagd_path
+            else None
+        )
         self.source = source or self._build_source()
         # Counter sources are read on their own schedule into the window; window sources answer at evaluation.
         self._counter: CounterSource | None = self.source if hasattr(self.source, "read") else None  # type: ignore[assignment]
@@ -105,14 +134,22 @@ class Daemon:
         notify = self.config.notify
         if not notify.channels:
             return None
-        outbox = Outbox(notify.outbox_path)  # a corrupt outbox stops the start, naming the file
+        # A corrupt outbox stops the start, naming the file.
+        outbox = Outbox(notify.outbox_path, connect=self._disk.connect if self._disk is not None else None)
         return Dispatcher(
             outbox,
             build_notifiers(notify),
             clock=self._wall,
             on_result=lambda channel, result: self.metrics.notifications.labels(channel, result.value).inc(),
             on_depth=self.metrics.notification_queue_depth.set,
+            on_persist=self._outbox_persisted,
         )
+
+    def _outbox_persisted(self, ok: bool, detail: str) -> None:
+        if ok:
+            self.persistence.ok("outbox")
+        else:
+            self.persistence.failed("outbox", self.config.notify.outbox_path, detail)
 
     def _build_quota(self, injected: Any) -> Any:
         """Cloud Monitoring quota polling, when projects are configured (or a poller is injected by tests)."""
@@ -231,6 +268,7 @@ class Daemon:
             transitions = self.evaluator.evaluate(now, counts)
             for transition in transitions:
                 self._on_transition(transition)
+            self._retry_saves()
             self._sync_flag("alertmanager", "Alertmanager alerts resolved for the recovery hold", {})
             if self.store.expire_override():
                 _log.info("nbmon.override.expired")
@@ -295,11 +333,21 @@ class Daemon:
             source = "alertmanager"
         try:
             self.store.apply_transition(desired, source, reason, figures)
-        except FlagStatePersistError:
-            # In force in memory; the next change or flush retries the save. Never lose the decision.
-            self.metrics.job_errors.labels("persist").inc()
-            _log.exception("nbmon.state.persist_failed", path=str(self.config.state_path))
+        except FlagStatePersistError as error:
+            # In force in memory, and served; every tick retries the save. Never lose the decision.
+            self.persistence.failed("state", self.config.state_path, error.__cause__ or error)
         self.metrics.transitions.labels("degraded" if desired else "normal").inc()
+
+    def _retry_saves(self) -> None:
+        """A state that could not be saved is saved again on every tick until the disk takes it."""
+        if not self.store.dirty:
+            return
+        try:
+            self.store.flush()
+        except FlagStatePersistError as error:
+            self.persistence.failed("state", self.config.state_path, error.__cause__ or error)
+            return
+        self.persistence.ok("state")
 
     def _publish(self, counts: dict[float, Counts | None] | None = None) -> None:
         """Gauges and the flagd file from the current state: one place, so they never disagree."""
@@ -313,7 +361,12 @@ class Daemon:
         for window_s, window_counts in (counts or {}).items():
             self._publish_ratios(window_s, window_counts or {})
         if self.flagd is not None:
-            self.flagd.write(decision, self.models)
+            try:
+                self.flagd.write(decision, self.models)  # skipped when the file holds it: a failure retries next tick
+            except OSError as error:
+                self.persistence.failed("flagd", self.config.flagd_path, error)
+            else:
+                self.persistence.ok("flagd")
 
     def _publish_ratios(self, window_s: float, counts: Counts) -> None:
         label = window_label(window_s)
@@ -352,6 +405,7 @@ class Daemon:
         if serve_http:
             self._server = DaemonServer(self, self.config.listen_host, self.config.listen_port, self._http_error)
             self._server.start()
+            _log.info("nbmon.daemon.listening", url=self.url)  # the first line: where to reach it
         scheduler = BackgroundScheduler(timezone="UTC")
         first = datetime.now(UTC)
         options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "next_run_time": first}
@@ -370,11 +424,20 @@ class Daemon:
         warn_lifecycle(self.config.shim, _log)
         if self.dispatcher is not None:
             self.dispatcher.start()  # re-sends what a crash left unacknowledged
-        _log.info("nbmon.daemon.started", url=self.url, source=self.source_name, rules=sorted(self._flag_rules))
+        _log.info("nbmon.daemon.started", source=self.source_name, rules=sorted(self._flag_rules))
 
-    def stop(self) -> None:
-        """Stop within a few seconds: state first, then everything that may be waiting on the network."""
-        self.store.flush()
+    def stop(self) -> bool:
+        """Stop within a few seconds: state first, then everything that may be waiting on the network.
+
+        Returns False when the state could not be saved at the end (the process should exit non-zero)."""
+        saved = True
+        try:
+            self.store.flush()
+        except FlagStatePersistError as error:
+            saved = False
+            _log.error(
+                "nbmon.state.unsaved_at_stop", path=str(self.config.state_path), error=str(error.__cause__ or error)
+            )
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)  # a job stuck on a slow target must not hold the shutdown
             self._scheduler = None
@@ -388,7 +451,8 @@ class Daemon:
             self.dispatcher.stop(timeout=1.5)  # pending notifications stay in the outbox for the next start
         if self.quota is not None:
             self.quota.close()
-        _log.info("nbmon.daemon.stopped")
+        _log.info("nbmon.daemon.stopped", state_saved=saved)
+        return saved
 
     @property
     def url(self) -> str:
@@ -411,6 +475,7 @@ class Daemon:
             reasons.append(f"source {self.source_name}: no successful read yet")
         elif self._monotonic() - self._last_ok_read > stale_after:
             reasons.append(f"source {self.source_name}: no successful read for over {stale_after:.0f}s")
+        reasons.extend(self.persistence.problems())
         return not reasons, reasons
 
     def readiness_notes(self) -> list[str]:
@@ -512,21 +577,53 @@ class Daemon:
             raise ValueError("expires_in or expires_at: an override must expire (e.g. expires_in: 30m)")
         if expires <= now:
             raise ValueError("the expiry is in the past")
-        set_by = str(request.get("set_by") or "admin-api")[:64]
-        self.store.set_override(value, reason.strip()[:500], expires, set_by=set_by)
+        if (expires - now).total_seconds() > MAX_OVERRIDE_S:
+            raise ValueError(
+                "the expiry is more than 7 days ahead: an override is a stopgap (change the rules instead)"
+            )
+        # Reasons are served without credentials (/v1/state, OFREP metadata): secret shapes never get that far.
+        set_by = redact_text(str(request.get("set_by") or "admin-api"))[:64]
+        reason = redact_text(reason.strip())[:500]
+        persisted = self._saving("state", lambda: self.store.set_override(value, reason, expires, set_by=set_by))
         _log.warning("nbmon.override.set", value=value, reason=reason, expires_at=expires.isoformat(), set_by=set_by)
         self._publish()
-        return self.state()
+        return self._answer(persisted)
 
     def clear_override(self) -> dict[str, Any]:
         with self._lock:
             return self._clear_override_unlocked()
 
     def _clear_override_unlocked(self) -> dict[str, Any]:
-        if self.store.clear_override():
+        cleared = False
+
+        def clear() -> None:
+            nonlocal cleared
+            cleared = self.store.clear_override()
+
+        persisted = self._saving("state", clear)
+        if cleared or not persisted:
             _log.warning("nbmon.override.cleared")
         self._publish()
-        return self.state()
+        return self._answer(persisted)
+
+    def _saving(self, store: str, change: Callable[[], object]) -> bool:
+        """Apply a change to the flag state; False when it is in force but could not be saved."""
+        try:
+            change()
+        except FlagStatePersistError as error:
+            self.persistence.failed(store, self.config.state_path, error.__cause__ or error)
+            return False
+        return True
+
+    def _answer(self, persisted: bool) -> dict[str, Any]:
+        """The admin API's answer says what happened: in force, and whether it will survive a restart."""
+        answer = {**self._state_unlocked(), "persisted": persisted}
+        if not persisted:
+            answer["warning"] = (
+                "in force now, but the state file could not be saved: a restart would lose it. nbmon retries the save "
+                "on every evaluation; see /readyz and nbmon_persistence_ok"
+            )
+        return answer
 
     def alertmanager(self, payload: Any) -> dict[str, Any]:
         with self._lock:

@@ -12,7 +12,6 @@ import threading
 from types import FrameType
 
 import httpx
-import structlog
 
 from monitor.config import ConfigError
 from monitor.daemon import config as daemon_config
@@ -83,20 +82,23 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FlagStoreError, OutboxError, OSError) as exc:  # bad rules, corrupt files, a taken port
         print(f"nbmon: cannot start: {exc}", file=sys.stderr)
         return 2
-    structlog.get_logger("nbmon.daemon").info("nbmon.daemon.listening", url=daemon.url)
     stop.wait()
     # Shut down within the grace period: nothing stuck on the network may keep the pod terminating.
-    stopper = threading.Thread(target=daemon.stop, daemon=True)
+    saved: list[bool] = []
+    stopper = threading.Thread(target=lambda: saved.append(daemon.stop()), daemon=True)
     stopper.start()
     stopper.join(SHUTDOWN_GRACE_S)
     for sig, handler in previous.items():
         signal.signal(sig, handler)
     # The state was flushed first. Exit now: a scheduler worker still blocked on a dead target would
     # otherwise hold the interpreter's exit (thread pools are joined at exit) for its whole timeout.
+    code = 0 if saved == [True] else 1  # the state could not be saved (or the stop overran): say so to the caller
+    if code:
+        print("nbmon: stopped without saving the flag state (see the log): it is lost", file=sys.stderr)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def add_flag_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,26 @@ def flagd_document(decision: Decision, models: Models, *, flag_set_id: str = "nb
 class FlagdFileWriter:
     """Writes `flagd_document(...)` to `path`; thread-safe; skips writes that would not change the file."""
 
-    def __init__(self, path: str | Path, *, symlink: bool = False, keep: int = 2, flag_set_id: str = "nbmon") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        symlink: bool = False,
+        keep: int = 2,
+        flag_set_id: str = "nbmon",
+        mode: int = 0o640,
+        write: Callable[[Path, bytes, int], None] | None = None,
+    ) -> None:
+        """`mode` 0640: flagd may run as another user of the same group, nobody else reads override reasons.
+        `write(path, data, mode)` replaces a file atomically (the default); tests inject a failing one."""
         if keep < 1:
             raise ValueError("FlagdFileWriter.keep: must be >= 1")
         self.path = Path(path)
         self.symlink = symlink
         self.keep = keep
         self.flag_set_id = flag_set_id
+        self.mode = mode
+        self._write = write or (lambda target, data, mode: _atomic.atomic_write(target, data, mode=mode))
         self._lock = threading.Lock()
         name = self.path.name
         stem, dot, suffix = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
@@ -65,7 +79,7 @@ class FlagdFileWriter:
             if self.symlink:
                 self._write_version(data)
             else:
-                _atomic.atomic_write(self.path, data)
+                self._write(self.path, data, self.mode)
             return True
 
     def versions(self) -> list[Path]:
@@ -91,7 +105,7 @@ class FlagdFileWriter:
         existing = [entry for _, entry in numbered]
         number = numbered[-1][0] + 1 if numbered else 1
         target = self.path.parent / f"{self._version_prefix}{number:08d}{self._version_suffix}"
-        _atomic.atomic_write(target, data)  # complete before the link points at it
+        self._write(target, data, self.mode)  # complete before the link points at it
         _atomic.atomic_symlink(self.path, target.name)  # relative: the directory may be mounted elsewhere
         for old in [*existing, target][: -self.keep]:
             with contextlib.suppress(FileNotFoundError):

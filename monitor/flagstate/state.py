@@ -216,6 +216,11 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    # 0600: the state holds override reasons and who set them; only the daemon's user reads it.
+    _atomic.atomic_write(path, data, mode=0o600)
+
+
 class FlagStore:
     """The current `FlagState`, loaded from `path` at start and saved atomically on every change.
 
@@ -223,9 +228,13 @@ class FlagStore:
     the current immutable state without blocking behind a save's fsync. `at`/`now` default to the clock.
     """
 
-    def __init__(self, path: str | Path, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, path: str | Path, *, clock: Clock = system_clock, write: Callable[[Path, bytes], None] | None = None
+    ) -> None:
+        """`write(path, data)` replaces the file atomically (the default); tests inject a failing one (disk full)."""
         self.path = Path(path)
         self._clock = clock
+        self._write = write or _write_private
         self._lock = threading.Lock()
         self._dirty = False
         self._state = self._load()
@@ -293,7 +302,7 @@ class FlagStore:
     def _save(self, state: FlagState) -> None:
         data = json.dumps(state.snapshot(), indent=2, sort_keys=True, allow_nan=False).encode() + b"\n"
         try:
-            _atomic.atomic_write(self.path, data)
+            self._write(self.path, data)
         except OSError as error:
             self._dirty = True
             raise FlagStatePersistError(self.path, f"cannot save flag state file {self.path}: {error}") from error

@@ -21,6 +21,7 @@ class Result(StrEnum):
     RETRY = "retried"  # transient (429, 5xx, connection): try again later
     PERMANENT = "failed_permanent"  # 400/403/404/410 and the like: retrying cannot help
     DROPPED = "dropped"  # given up after the bounded retries, or the queue was full
+    UNPERSISTED = "unpersisted"  # the outbox could not save it (disk full, read-only): held and sent from memory
 
 
 @dataclass(frozen=True, slots=True)

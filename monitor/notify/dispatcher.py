@@ -22,6 +22,7 @@ import structlog
 
 from monitor import _safety
 from monitor.notify.base import Delivery, Notification, Notifier, Result
+from monitor.notify.memory_outbox import MemoryOutbox
 from monitor.notify.outbox import Entry, Outbox
 
 _log = structlog.get_logger("nbmon.notify")
@@ -49,8 +50,10 @@ class Dispatcher:
         rng: random.Random | None = None,
         on_result: Callable[[str, Result], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
+        on_persist: Callable[[bool, str], None] | None = None,
         poll_interval_s: float = 0.5,
     ) -> None:
+        """`on_persist(ok, detail)`: called when the outbox stops accepting writes, and when it accepts them again."""
         if max_attempts < 1:
             raise ValueError("Dispatcher.max_attempts: must be >= 1")
         # A positive delay guarantees drain_once ends: a rescheduled entry is never due again at the same `now`.
@@ -71,6 +74,11 @@ class Dispatcher:
         self._rng = rng if rng is not None else random.Random()
         self._on_result = on_result
         self._on_depth = on_depth
+        self._on_persist = on_persist
+        self.memory = MemoryOutbox()  # what the outbox could not save: still delivered, from memory
+        self.persist_error: str | None = None  # set while the outbox refuses writes
+        # Entries held in memory move into the outbox before any newer one is written there: per-channel order.
+        self._order = threading.Lock()
         self._failing: set[str] = set()  # channels in a streak of permanent failures: logged once per streak
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -81,26 +89,41 @@ class Dispatcher:
     def submit(self, notification: Notification, channels: Iterable[str]) -> list[int]:
         """Persist one entry per channel and return their ids at once; the worker sends them.
 
-        Never raises into the evaluator: if the outbox cannot be written, the error is reported as an nbmon
-        internal error and the ids of the entries that were written are returned.
+        Never raises into the evaluator. If the outbox cannot be written (disk full, read-only), the entry is held
+        in memory and still sent (counted `unpersisted`; negative ids), and the failure is reported once per streak.
         """
         ids: list[int] = []
         now = self._epoch(None)
-        for channel in dict.fromkeys(channels):  # a channel listed twice is one delivery
-            try:
-                added = self.outbox.put(channel, notification, now)
-            except Exception as error:  # noqa: BLE001 - evaluation must go on; the error is reported, not hidden
-                _safety.report_internal_error(_COMPONENT, error, None)
-                continue
-            ids.append(added.id)
-            for evicted in added.evicted:
-                _log.warning(
-                    "nbmon.notify.dropped", channel=channel, rule=evicted.notification.rule, detail="queue full"
-                )
-                self._result(channel, Result.DROPPED)
+        with self._order:
+            self._repersist_locked(None)
+            for channel in dict.fromkeys(channels):  # a channel listed twice is one delivery
+                self._submit_one(notification, channel, now, ids)
         self._depth()
         self._wake.set()
         return ids
+
+    def _submit_one(self, notification: Notification, channel: str, now: float, ids: list[int]) -> None:
+        if self.persist_error is None or not self.memory.depth():
+            try:
+                added = self.outbox.put(channel, notification, now)
+            except Exception as error:  # noqa: BLE001 - evaluation must go on; the page must still go out
+                self._persist_failed(error)
+            else:
+                self._persist_ok()
+                ids.append(added.id)
+                for evicted in added.evicted:
+                    _log.warning(
+                        "nbmon.notify.dropped", channel=channel, rule=evicted.notification.rule, detail="queue full"
+                    )
+                    self._result(channel, Result.DROPPED)
+                return
+        # Not saved (or older entries still wait in memory): held in memory, sent from there, counted.
+        entry, dropped = self.memory.put(channel, notification, now)
+        ids.append(entry.id)
+        self._result(channel, Result.UNPERSISTED)
+        if dropped is not None:
+            self._log_outcome("nbmon.notify.dropped", dropped, Result.DROPPED, "memory queue full")
+            self._result(dropped.channel, Result.DROPPED)
 
     # --- the worker ------------------------------------------------------------------------------------------
 
@@ -128,10 +151,7 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self._drain(None, self._stop)
-            except Exception as error:  # noqa: BLE001 - the loop outlives a broken iteration (e.g. a full disk)
-                _safety.report_internal_error(_COMPONENT, error, None)
+            self._drain(None, self._stop)
             self._wake.wait(self.poll_interval_s)
             self._wake.clear()
 
@@ -144,36 +164,64 @@ class Dispatcher:
         return self._drain(now, None)
 
     def _drain(self, now: datetime | None, stop: threading.Event | None) -> int:
+        """The persisted outbox first (older entries), then the memory one; a failing outbox never stops the
+        memory entries, and its own entries wait for the disk."""
+        self._repersist(now)
         attempts = 0
-        while stop is None or not stop.is_set():
-            # one at a time, so that stop() leaves everything but the attempt under way pending
-            claimed = self.outbox.claim_due(self._epoch(now), limit=1)
-            if not claimed:
-                break
-            self._attempt(claimed[0], now)
-            attempts += 1
+        for store in (self.outbox, self.memory):
+            while stop is None or not stop.is_set():
+                # one at a time, so that stop() leaves everything but the attempt under way pending
+                try:
+                    claimed = store.claim_due(self._epoch(now), limit=1)
+                    if not claimed:
+                        break
+                    self._attempt(store, claimed[0], now)
+                except Exception as error:  # noqa: BLE001 - e.g. a full disk under the outbox: reported, retried
+                    self._persist_failed(error)
+                    break
+                attempts += 1
         return attempts
+
+    def _repersist(self, now: datetime | None) -> None:
+        with self._order:
+            self._repersist_locked(now)
+
+    def _repersist_locked(self, now: datetime | None) -> None:
+        """Once the outbox takes writes again, what waits in memory moves into it (and survives a restart)."""
+        if self.persist_error is None or not self.memory.depth():
+            return
+        waiting = self.memory.take_pending()
+        if not waiting:
+            return  # only entries in flight: nothing written, so nothing learnt about the disk
+        for index, entry in enumerate(waiting):
+            try:
+                self.outbox.put(entry.channel, entry.notification, self._epoch(now))
+            except Exception:  # noqa: BLE001 - still failing: the rest go back to memory, tried on the next round
+                for back in waiting[index:]:
+                    self.memory.put(back.channel, back.notification, back.created_at)
+                return
+        self._persist_ok()
 
     # --- one attempt -----------------------------------------------------------------------------------------
 
-    def _attempt(self, entry: Entry, now: datetime | None) -> None:
+    def _attempt(self, store: Outbox | MemoryOutbox, entry: Entry, now: datetime | None) -> None:
         delivery = self._send(entry)
         at = self._epoch(now)  # read after the send: a slow receiver must not shorten the backoff
         result = delivery.result
         if result is Result.SENT:
-            self.outbox.mark_sent(entry.id, at)
+            store.mark_sent(entry.id, at)
             self._failing.discard(entry.channel)  # the streak is over: the next permanent failure is logged again
             _log.info("nbmon.notify.sent", channel=entry.channel, rule=entry.notification.rule, attempts=entry.attempts)
         elif result is Result.RETRY and entry.attempts < self.max_attempts:
-            self.outbox.reschedule(entry.id, at + self._delay(entry.attempts, delivery.retry_after_s), delivery.detail)
+            store.reschedule(entry.id, at + self._delay(entry.attempts, delivery.retry_after_s), delivery.detail)
         elif result is Result.PERMANENT:
-            self.outbox.mark_failed(entry.id, delivery.detail)
+            store.mark_failed(entry.id, delivery.detail)
             if entry.channel not in self._failing:
                 self._failing.add(entry.channel)
                 self._log_outcome("nbmon.notify.failed", entry, result, delivery.detail)
         else:  # retries exhausted, or the notifier itself gave up
             result = Result.DROPPED
-            self.outbox.mark_dropped(entry.id, delivery.detail)
+            store.mark_dropped(entry.id, delivery.detail)
             self._log_outcome("nbmon.notify.dropped", entry, result, delivery.detail)
         self._result(entry.channel, result)
         self._depth()
@@ -213,7 +261,33 @@ class Dispatcher:
             with _safety.guarded(_COMPONENT):  # a broken metric must not stop deliveries
                 self._on_result(channel, result)
 
+    def depth(self) -> int:
+        """Unfinished entries, persisted or held in memory (the outbox's own count when it can be read)."""
+        try:
+            persisted = self.outbox.depth()
+        except Exception:  # noqa: BLE001 - an unreadable outbox: its entries are not countable, memory still is
+            persisted = 0
+        return persisted + self.memory.depth()
+
     def _depth(self) -> None:
         if self._on_depth is not None:
             with _safety.guarded(_COMPONENT):
-                self._on_depth(self.outbox.depth())
+                self._on_depth(self.depth())
+
+    def _persist_failed(self, error: Exception) -> None:
+        detail = str(error)
+        if self.persist_error is None:  # once per failure streak
+            _log.error("nbmon.notify.persist_failed", path=str(self.outbox.path), detail=detail)
+            self._persisted(False, detail)
+        self.persist_error = detail
+
+    def _persist_ok(self) -> None:
+        if self.persist_error is not None:
+            self.persist_error = None
+            _log.warning("nbmon.notify.persist_recovered", path=str(self.outbox.path))
+            self._persisted(True, "")
+
+    def _persisted(self, ok: bool, detail: str) -> None:
+        if self._on_persist is not None:
+            with _safety.guarded(_COMPONENT):
+                self._on_persist(ok, detail)

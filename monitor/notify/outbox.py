@@ -13,9 +13,10 @@ One connection guarded by a lock; WAL mode and `synchronous=FULL` so that a comm
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,15 +90,23 @@ class Outbox:
     that channel's oldest pending entry, so a dead receiver cannot grow the file forever.
     """
 
-    def __init__(self, path: str | Path, *, max_pending: int = 1000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_pending: int = 1000,
+        connect: Callable[[Path], sqlite3.Connection] | None = None,
+    ) -> None:
+        """`connect(path)` opens the database (the default); tests inject one whose writes fail (disk full)."""
         if max_pending < 1:
             raise ValueError("Outbox.max_pending: must be >= 1")
         self.path = Path(path)
         self.max_pending = max_pending
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
-        except sqlite3.Error as error:
+            _create_private(self.path)
+            self._db = (connect or _connect)(self.path)
+        except (sqlite3.Error, OSError) as error:
             raise OutboxError(self.path, f"cannot open: {error}") from error
         try:
             self._open()
@@ -274,6 +283,19 @@ class Outbox:
                 self._db.execute("COMMIT")
             except sqlite3.Error as error:
                 raise OutboxError(self.path, f"cannot write: {error}") from error
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+
+
+def _create_private(path: Path) -> None:
+    """Create the file 0600 before SQLite does (it would use the umask): notifications carry figures and links.
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
 
 
 def _set(db: sqlite3.Connection, entry_id: int, state: State, detail: str) -> None:

@@ -78,7 +78,7 @@ def test_plain_mode_replaces_the_file_atomically(tmp_path: Path) -> None:
     assert writer.write(healthy(), MODELS) is True
     assert path.is_file() and not path.is_symlink()
     assert json.loads(path.read_text()) == flagd_document(healthy(), MODELS)
-    assert path.stat().st_mode & 0o777 == 0o644  # flagd may run as another user
+    assert path.stat().st_mode & 0o777 == 0o640  # flagd may run as another user of the group; nobody else
     inode = path.stat().st_ino
     assert writer.write(healthy(), MODELS) is False  # unchanged content: no write, no watcher event
     assert path.stat().st_ino == inode

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from monitor.notify.base import Delivery, Event, Notification, Result
 from monitor.notify.dispatcher import Dispatcher
-from monitor.notify.outbox import Outbox, OutboxError
+from monitor.notify.outbox import Outbox
 from monitor.testing import InternalErrorCollector
 
 T0 = datetime(2026, 5, 28, 14, 5, tzinfo=UTC)
@@ -300,16 +300,20 @@ def test_queue_bound_drops_the_oldest_and_counts_it(make: Callable[..., Harness]
     assert [(e["event"], e["detail"]) for e in logs] == [("nbmon.notify.dropped", "queue full")]
 
 
-@pytest.mark.telemetry_faults
-def test_submit_never_raises_into_the_evaluator(
-    make: Callable[..., Harness], fail_on_swallowed_telemetry_errors: InternalErrorCollector
-) -> None:
-    h = make(Scripted("slack"))
-    h.outbox.close()  # e.g. the disk went away
-    assert h.dispatcher.submit(note("n1"), ["slack"]) == []
-    errors = fail_on_swallowed_telemetry_errors.errors
-    assert {c for c, _ in errors} == {"notify"}
-    assert isinstance(errors[0][1], OutboxError)
+def test_an_outbox_that_cannot_write_still_delivers_from_memory(make: Callable[..., Harness]) -> None:
+    """The disk went away: submit never raises into the evaluator, and the page still goes out, counted."""
+    slack = Scripted("slack")
+    persisted: list[tuple[bool, str]] = []
+    h = make(slack, on_persist=lambda ok, detail: persisted.append((ok, detail)))
+    h.outbox.close()
+    assert h.dispatcher.submit(note("n1"), ["slack"]) == [-1]  # held in memory (negative ids)
+    assert h.results == [("slack", Result.UNPERSISTED)]
+    assert h.dispatcher.depth() == 1 and h.depths == [1]
+    assert [ok for ok, _ in persisted] == [False]  # once per streak
+    assert h.dispatcher.drain_once() == 1
+    assert slack.sent == ["n1"]
+    assert h.results[-1] == ("slack", SENT)
+    assert h.dispatcher.depth() == 0
 
 
 @pytest.mark.parametrize(
