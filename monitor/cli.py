@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from monitor.logs import redact_text
 from monitor.shim import genai_version
 
 
@@ -27,9 +29,19 @@ def _classify(args: argparse.Namespace) -> int:
     """Classify one saved response: handy when triaging a body pasted from a log."""
     from monitor.taxonomy import classify_http
 
-    body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
-    headers = dict(h.split(":", 1) for h in args.header) if args.header else None
-    outcome = classify_http(args.status, body, headers, image_expected=not args.text_only)
+    try:
+        body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    except OSError as exc:
+        print(f"nbmon: classify: cannot read {args.body}: {exc.strerror}", file=sys.stderr)
+        return 2
+    headers: dict[str, str] = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            print(f"nbmon: classify: --header {header!r} is not 'Name: value'", file=sys.stderr)
+            return 2
+        headers[name.strip()] = value.strip()
+    outcome = classify_http(args.status, body, headers or None, image_expected=not args.text_only)
     result = asdict(outcome)
     del result["code_label"]  # derived from http_code; the output keeps the fields it always had
     result["error_class"] = outcome.error_class.value
@@ -109,8 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every error is one line on stderr and an exit code: 2 for bad input, 1 for a failure, 130 for Ctrl-C.
+    NBMON_DEBUG=1 shows the traceback of an unexpected one."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("NBMON_DEBUG"):
+            raise
+        print(f"nbmon: {args.command}: unexpected {type(exc).__name__}: {redact_text(str(exc))[:300]}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 CONFIG_ENV = "NBMON_CONFIG"
+MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB; anything this big is a mistake or an attack
 CONFIG_FILE_ENV = "NBMON_CONFIG_FILE"  # the daemon's variable: the shim reads the same file when only it is set
 MODEL_ENV = {"NBMON_PRIMARY_MODEL": "primary", "NBMON_FALLBACK_MODEL": "fallback", "NBMON_MODEL_CATALOG": "catalog"}
 _MODELS_KEYS = ("primary", "fallback", "catalog", "warn_before_shutdown_days")
@@ -267,9 +268,12 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML (.toml) or YAML (.yaml/.yml) file as a mapping; ConfigError naming the file otherwise."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), f"over {MAX_CONFIG_BYTES // 1024} KiB: not a config file")
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(raw.decode())
@@ -282,6 +286,8 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
                 raise ValueError(str(exc)) from exc
         else:
             raise ConfigError(str(path), "unknown format: use a .toml, .yaml or .yml file")
+    except RecursionError:
+        raise ConfigError(str(path), "nested too deeply to be a config file") from None
     except (tomllib.TOMLDecodeError, ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, ConfigError):
             raise

@@ -24,6 +24,7 @@ QUOTA_EXHAUSTION = "quota-exhaustion"
 CLIENT_ERROR_SPIKE = "client-error-spike"
 SAFETY_BLOCK_SPIKE = "safety-block-spike"
 
+MAX_RULES = 100
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # a metric label value and one segment of a dotted key
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -198,8 +199,12 @@ def rules_from_mapping(
     *,
     primary_model: ModelIds | None = None,
     fallback_model: ModelIds | None = None,
+    errors: list[ConfigError] | None = None,
 ) -> tuple[Rule, ...]:
     """The enabled rules: `default_rules()` with the `[rules]` table applied over them.
+
+    With `errors` every problem is appended there (each rule that has one is left out) instead of raising the
+    first, so a config check can list them all.
 
     `data` maps a rule name to a table of Rule fields. A built-in name overrides only the fields given (e.g.
     `enabled = true`); a new name defines a rule and needs numerator, denominator and threshold. Durations are
@@ -215,24 +220,35 @@ def rules_from_mapping(
         primary_model = defaults.primary_ids if primary_model is None else primary_model
         fallback_model = defaults.fallback_ids if fallback_model is None else fallback_model
     roles = {"primary": _ids(primary_model), "fallback": _ids(fallback_model)}
+    if len(data) > MAX_RULES:
+        raise ConfigError("rules", f"{len(data):,} rules: at most {MAX_RULES} (each is evaluated every tick)")
     rules = {rule.name: rule for rule in default_rules(primary_model, fallback_model)}
-    known = {f.name for f in fields(Rule)} - {"name"}
     for name, table in data.items():
-        where = f"rules.{name}"
-        if not isinstance(table, Mapping):
-            raise ConfigError(where, "must be a table")
-        for key in table:
-            if key not in known:
-                raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
-        values: dict[str, Any] = {key: _parse(key, value, f"{where}.{key}", roles) for key, value in table.items()}
-        if name in rules:
-            rules[name] = replace(rules[name], **values)
-            continue
-        for required in ("numerator", "denominator", "threshold"):
-            if required not in values:
-                raise ConfigError(f"{where}.{required}", "required for a rule that is not built in")
-        rules[name] = Rule(name=str(name), **values)
+        try:
+            rules[str(name)] = _rule(str(name), table, rules.get(str(name)), roles)
+        except ConfigError as error:
+            if errors is None:
+                raise
+            errors.append(error)
+            rules.pop(str(name), None)
     return tuple(rule for rule in rules.values() if rule.enabled)
+
+
+def _rule(name: str, table: object, base: Rule | None, roles: Mapping[str, frozenset[str]]) -> Rule:
+    where = f"rules.{name}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(where, "must be a table")
+    known = {f.name for f in fields(Rule)} - {"name"}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
+    values: dict[str, Any] = {key: _parse(key, value, f"{where}.{key}", roles) for key, value in table.items()}
+    if base is not None:
+        return replace(base, **values)
+    for required in ("numerator", "denominator", "threshold"):
+        if required not in values:
+            raise ConfigError(f"{where}.{required}", "required for a rule that is not built in")
+    return Rule(name=name, **values)
 
 
 def parse_duration(value: object, key: str) -> float:

@@ -7,6 +7,7 @@ persisted on every change, so a restart (even after kill -9) resumes degraded if
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -19,7 +20,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from monitor.alerts import Action, CounterWindow, Evaluator, RuleStatus, State, Transition, rules_from_mapping
+from monitor.alerts import Action, CounterWindow, Evaluator, RuleStatus, State, Transition
 from monitor.catalog import ModelInfoCollector
 from monitor.config import warn_lifecycle
 from monitor.daemon.alertmanager import AlertTracker, parse_payload
@@ -27,15 +28,18 @@ from monitor.daemon.config import DaemonConfig, parse_duration
 from monitor.daemon.http import DaemonServer, Reply
 from monitor.daemon.persistence import PersistenceHealth
 from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, evaluate_bulk, evaluate_flag
+from monitor.labels import OTHER, BoundedLabel
 from monitor.logs import redact_text, register_secret
 from monitor.metrics import DaemonMetrics
 from monitor.notify import Dispatcher, Outbox
 from monitor.notify import events as notify_events
 from monitor.notify.config import build_notifiers
-from monitor.signals import CounterSource, Counts, WindowSource
+from monitor.signals import CounterSource, Counts, Series, WindowSource
 from monitor.sources import InProcessSource, PromQLSource, ScrapeSource
+from monitor.taxonomy import ErrorClass
 
 _log = structlog.get_logger("nbmon.daemon")
+_ERROR_CLASSES = frozenset(c.value for c in ErrorClass)
 MAX_OVERRIDE_S = 7 * 86400.0
 RULE_STATES = tuple(s.value for s in State)
 
@@ -81,9 +85,7 @@ class Daemon:
         ModelInfoCollector(self.registry, config.shim)  # nbmon_model_info: the rules join on its roles
         self._monotonic, self._wall = monotonic, wall
         self.models = Models(config.primary_model, config.fallback_model)
-        rules = rules_from_mapping(
-            config.rules, primary_model=config.shim.primary_ids, fallback_model=config.shim.fallback_ids
-        )
+        rules = config.rule_set  # parsed once, by the config: what check-config checked
         self.evaluator = Evaluator(rules)
         self._flag_rules = {r.name for r in rules if Action.SET_FLAG in r.actions}
         longest = max((r.window_s for r in rules), default=60.0)
@@ -109,11 +111,13 @@ class Daemon:
         self._am_resolved_at: float | None = None
         self._am_restored = False
         self._ratio_keys: dict[str, set[tuple[str, str]]] = {}
+        self._model_label = BoundedLabel(config.shim.known_models, config.shim.max_extra_model_labels)
         self._episodes: dict[str, datetime] = {}  # rule -> when its current episode was notified as firing
         self._rules = {r.name: r for r in rules}
         self.dispatcher = self._build_dispatcher()
         self.quota = self._build_quota(quota_poller)
         self._scheduler: BackgroundScheduler | None = None
+        self._tick_origin: float | None = None  # the monotonic time of the first scheduled evaluation
         self._server: DaemonServer | None = None
         self._restore()
         self._publish()
@@ -244,6 +248,7 @@ class Daemon:
         if self._counter is None:
             return  # a window source answers at evaluation time
         reading = self._counter.read()  # network I/O outside the lock: a slow target blocks nobody else
+        reading = dataclasses.replace(reading, values=self._bound(reading.values))
         if reading.ok:
             with self._lock:
                 self.window.add(reading)
@@ -257,7 +262,22 @@ class Daemon:
                     self._quota_baseline.observe(totals, self._wall())
             self.metrics.source_last_success.labels(self.source_name).set(time.time())
 
-    def evaluate(self) -> list[Transition]:
+    def evaluate_tick(self) -> list[Transition]:
+        """The scheduled evaluation: at the time the tick was due, not when its thread got the lock.
+
+        Ticks are due on a grid of evaluation.interval from the first one. Reading the clock instead lets
+        scheduling jitter shorten a hold: pending at 1.012 s, then the tick due at 5 s measures 3.988 s of a
+        4 s hold and the rule fires one evaluation late (5m15s instead of 5m in production)."""
+        now = self._monotonic()
+        origin, interval = self._tick_origin, self.config.evaluation_interval_s
+        if origin is None:
+            self._tick_origin = origin = now
+        due = origin + round((now - origin) / interval) * interval
+        return self.evaluate(at=due)
+
+    def evaluate(self, at: float | None = None) -> list[Transition]:
+        """One evaluation: the windows end now (every reading taken counts); holds are measured at `at`, the
+        tick's due time (default: now)."""
         started = time.perf_counter()
         fetched = self._fetch_window_counts()  # PromQL queries, outside the lock
         with self._lock:
@@ -265,7 +285,7 @@ class Daemon:
             counts = (
                 fetched if fetched is not None else {w: self._window_counts(w, now) for w in self.evaluator.windows}
             )
-            transitions = self.evaluator.evaluate(now, counts)
+            transitions = self.evaluator.evaluate(now if at is None else at, counts)
             for transition in transitions:
                 self._on_transition(transition)
             self._retry_saves()
@@ -286,7 +306,7 @@ class Daemon:
         counts: dict[float, Counts | None] = {}
         for window_s in self.evaluator.windows:
             result, error = self._windowed.counts(window_s)
-            counts[window_s] = None if error is not None else result
+            counts[window_s] = None if error is not None or result is None else self._bound(result)
             if error is None:
                 self._last_ok_read = self._monotonic()
                 self.metrics.source_last_success.labels(self.source_name).set(time.time())
@@ -371,12 +391,28 @@ class Daemon:
     def _publish_ratios(self, window_s: float, counts: Counts) -> None:
         label = window_label(window_s)
         ratios = self._ratios(counts)
-        # A class that stopped happening drops to 0 instead of keeping its last ratio forever.
-        for model, error_class in self._ratio_keys.get(label, set()) - set(ratios):
-            self.metrics.error_ratio.labels(model, error_class, label).set(0)
+        models = {model for model, _ in ratios}
+        kept = set(ratios)
+        for model, error_class in self._ratio_keys.get(label, set()) - kept:
+            if model in models:  # a class that stopped happening on a model still in use drops to 0 ...
+                self.metrics.error_ratio.labels(model, error_class, label).set(0)
+                kept.add((model, error_class))
+            else:  # ... and a model gone from the window is forgotten: label sets never pile up
+                self.metrics.error_ratio.remove(model, error_class, label)
         for (model, error_class), ratio in ratios.items():
             self.metrics.error_ratio.labels(model, error_class, label).set(ratio)
-        self._ratio_keys[label] = self._ratio_keys.get(label, set()) | set(ratios)
+        self._ratio_keys[label] = kept
+
+    def _bound(self, counts: Counts) -> Counts:
+        """Label values as the shim bounds them: the configured and catalog models plus a few more, known codes
+        and classes; the rest is `other` (summed). A source with churning labels cannot grow memory or /metrics."""
+        bounded: dict[Series, float] = {}
+        for series, value in counts.items():
+            code = series.code if series.code == "none" or (len(series.code) == 3 and series.code.isdigit()) else OTHER
+            cls = series.error_class if series.error_class in _ERROR_CLASSES else OTHER
+            key = Series(self._model_label(series.model), code, cls)
+            bounded[key] = bounded.get(key, 0.0) + value
+        return bounded
 
     @staticmethod
     def _ratios(counts: Counts) -> dict[tuple[str, str], float]:
@@ -413,7 +449,7 @@ class Daemon:
             self._job("read", self.read_source), "interval", seconds=self.config.source_interval_s, **options
         )
         scheduler.add_job(
-            self._job("evaluate", self.evaluate), "interval", seconds=self.config.evaluation_interval_s, **options
+            self._job("evaluate", self.evaluate_tick), "interval", seconds=self.config.evaluation_interval_s, **options
         )
         if self.quota is not None:
             scheduler.add_job(
@@ -422,6 +458,9 @@ class Daemon:
         scheduler.start()
         self._scheduler = scheduler
         warn_lifecycle(self.config.shim, _log)
+        for warning in self.config.warnings:
+            if not warning.startswith("models."):  # the lifecycle notes are logged once, above
+                _log.warning("nbmon.config.warning", warning=warning)
         if self.dispatcher is not None:
             self.dispatcher.start()  # re-sends what a crash left unacknowledged
         _log.info("nbmon.daemon.started", source=self.source_name, rules=sorted(self._flag_rules))

@@ -39,26 +39,23 @@ def _load(args: argparse.Namespace) -> daemon_config.DaemonConfig | None:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """The same validation `run` makes before it starts anything, every error at once, each with its key."""
     config = _load(args)
     if config is None:
         return 2
-    try:
-        from monitor.alerts import rules_from_mapping
-
-        rules = rules_from_mapping(
-            config.rules, primary_model=config.shim.primary_ids, fallback_model=config.shim.fallback_ids
-        )
-    except ValueError as exc:
-        print(f"nbmon: config error: {exc}", file=sys.stderr)
+    problems = daemon_config.preflight(config)
+    for error in problems:
+        print(f"nbmon: config error: {error}", file=sys.stderr)
+    if problems:
         return 2
     shim = config.shim
     print(
         f"config ok: listen {config.listen_host}:{config.listen_port}, source {config.source_kind}, "
-        f"rules {', '.join(r.name for r in rules)}, state {config.state_path}, "
+        f"rules {', '.join(r.name for r in config.rule_set)}, state {config.state_path}, "
         f"models primary {shim.primary_model} fallback {shim.fallback_model} (catalog of {len(shim.catalog)})"
     )
-    for note in shim.lifecycle_notes():
-        print(f"nbmon: warning: {note.key}: {note.message}", file=sys.stderr)
+    for warning in config.warnings:
+        print(f"nbmon: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -68,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = _load(args)
     if config is None:
+        return 2
+    problems = daemon_config.preflight(config)
+    for error in problems:
+        print(f"nbmon: cannot start: {error}", file=sys.stderr)
+    if problems:
         return 2
     configure_logging(config.log_format, config.log_level, capture_stdlib=True)
     stop = threading.Event()
@@ -116,7 +118,8 @@ def flag(args: argparse.Namespace) -> int:
     token = os.environ.get("NBMON_ADMIN_TOKEN", "")
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx.Client(base_url=args.url, timeout=10.0) as client:
+        # The daemon is the only peer, and the request carries the admin token: never through HTTP(S)_PROXY.
+        with httpx.Client(base_url=args.url, timeout=10.0, trust_env=False) as client:
             if args.flag_action == "show":
                 response = client.get("/v1/state")
             elif args.flag_action == "clear":
@@ -129,14 +132,27 @@ def flag(args: argparse.Namespace) -> int:
                     "set_by": f"cli:{os.environ.get('USER', 'unknown')}",
                 }
                 response = client.post("/v1/override", json=body, headers=headers)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         print(f"nbmon: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
         return 1
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
     if response.status_code != 200:
-        detail = response.json().get("error") if "json" in response.headers.get("content-type", "") else response.text
+        detail = (
+            answer.get("error") if isinstance(answer, dict) else response.text[:200].strip() or response.reason_phrase
+        )
         hint = " (set NBMON_ADMIN_TOKEN)" if response.status_code in (401, 403) else ""
         print(f"nbmon: the daemon refused: HTTP {response.status_code}: {detail}{hint}", file=sys.stderr)
         return 1
-    effective = response.json().get("effective", {})
-    print(json.dumps(effective if args.flag_action != "show" else response.json(), indent=2, default=str))
+    if not isinstance(answer, dict):
+        print(
+            f"nbmon: {args.url} answered HTTP 200 with a body that is not nbmon's JSON: is it the daemon?",
+            file=sys.stderr,
+        )
+        return 1
+    if answer.get("persisted") is False:
+        print(f"nbmon: warning: {answer.get('warning', 'the daemon could not save the change')}", file=sys.stderr)
+    print(json.dumps(answer.get("effective", {}) if args.flag_action != "show" else answer, indent=2, default=str))
     return 0

@@ -6,19 +6,24 @@ bad value never starts a half-working daemon. Environment variables win over the
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from monitor.alerts.rules import Action, Rule, rules_from_mapping
 from monitor.alerts.rules import parse_duration as rule_duration
 from monitor.config import ConfigError, ShimConfig, config_from_document, read_document
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
 
 SOURCE_KINDS = ("scrape", "inprocess", "promql")
+MIN_INTERVAL_S = 0.05  # intervals are seconds for a sidecar (15 s by default); tests compress them to 50 ms
 LOG_FORMATS = ("json", "console", "auto")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # NBMON_* variable -> dotted key. Lists are comma-separated.
@@ -77,6 +82,15 @@ class DaemonConfig:
     quota_timeout_s: float = 30.0
     quota_key_file: Path | None = None
     quota_rules: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # legal but probably not meant: said by check-config and at start
+    # `rules` parsed once, against the models' roles: what check-config checks is what run evaluates.
+    rule_set: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rules = rules_from_mapping(
+            self.rules, primary_model=self.shim.primary_ids, fallback_model=self.shim.fallback_ids
+        )
+        object.__setattr__(self, "rule_set", rules)
 
     @property
     def primary_model(self) -> str:
@@ -176,11 +190,22 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         shim = config_from_document(data, base_dir=base_dir, environ={})
     except ConfigError as exc:
         errors.append(exc)
+    rule_errors: list[ConfigError] = []
+    try:  # every rule's errors at once; the good rules parse again (cheaply) in DaemonConfig
+        parsed = rules_from_mapping(
+            rules, primary_model=shim.primary_ids, fallback_model=shim.fallback_ids, errors=rule_errors
+        )
+    except ConfigError as exc:  # the table as a whole (too many rules)
+        rule_errors.append(exc)
+        parsed = ()
+    errors.extend(rule_errors)
+    if rule_errors:
+        rules = {}  # reported above; DaemonConfig must still be built to check the rest
 
     notify = NotifyConfig()
     if "notify" in data:
         try:
-            notify = notify_config_from_mapping(data["notify"])
+            notify = notify_config_from_mapping(data["notify"], errors=errors)
         except ConfigError as exc:
             errors.append(exc)
 
@@ -216,9 +241,87 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
     if config.quota_projects and config.quota_timeout_s >= config.quota_interval_s:
         errors.append(ConfigError("quota.timeout", "must be shorter than quota.interval"))
+    if config.quota_rules:
+        try:
+            from monitor.quota.rules import quota_rules_from_mapping
+
+            quota_rules_from_mapping(config.quota_rules)
+        except ConfigError as exc:
+            errors.append(exc)
+    errors.extend(_consistency(config, parsed))
     if errors:
         raise ConfigErrors(errors)
-    return config
+    warnings = tuple(_warnings(parsed, config))
+    return dataclasses.replace(config, warnings=warnings) if warnings else config
+
+
+def _consistency(config: DaemonConfig, rules: tuple[Rule, ...]) -> list[ConfigError]:
+    """Values that are fine one by one and wrong together, or absurd."""
+    found: list[ConfigError] = []
+    for key, seconds in (
+        ("source.interval", config.source_interval_s),
+        ("evaluation.interval", config.evaluation_interval_s),
+    ):
+        if seconds < MIN_INTERVAL_S:
+            found.append(ConfigError(key, f"{seconds:g}s is below {MIN_INTERVAL_S:g}s: a tick would never rest"))
+    if config.source_kind == "scrape":
+        seen: dict[str, int] = {}
+        for index, target in enumerate(config.targets):
+            if target in seen:  # the URLs are normalised (trailing slash) on parsing
+                found.append(
+                    ConfigError(f"source.targets[{index}]", f"the same target as source.targets[{seen[target]}]")
+                )
+            seen.setdefault(target, index)
+        # Two readings at least must fall inside a window for it to hold a delta.
+        least = 2 * config.source_interval_s
+        found.extend(
+            ConfigError(
+                f"rules.{rule.name}.window_s",
+                f"{rule.window_s:g}s holds fewer than two scrapes (source.interval {config.source_interval_s:g}s): "
+                f"the rule would never have data; use at least {least:g}s",
+            )
+            for rule in rules
+            if rule.window_s < least
+        )
+    return found
+
+
+def _warnings(rules: tuple[Rule, ...], config: DaemonConfig) -> list[str]:
+    said = [f"{note.key}: {note.message}" for note in config.shim.lifecycle_notes()]
+    if not any(Action.SET_FLAG in rule.actions for rule in rules):
+        said.append(
+            "rules: no enabled rule sets the degraded-mode flag: only an override or Alertmanager can turn it on"
+        )
+    return said
+
+
+def preflight(config: DaemonConfig) -> list[ConfigError]:
+    """What the machine must allow for `run` to start: the port is free, the files' directories writable.
+
+    Shared by `check-config` and `run` (which checks before it starts anything), so both refuse the same things."""
+    found: list[ConfigError] = []
+    if config.listen_port:
+        try:
+            family = socket.AF_INET6 if ":" in config.listen_host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.bind((config.listen_host, config.listen_port))
+        except OSError as exc:
+            found.append(ConfigError("listen.port", f"{config.listen_host}:{config.listen_port}: {exc.strerror}"))
+    files = [("state.path", config.state_path), ("state.flagd_path", config.flagd_path)]
+    if config.notify.channels:
+        files.append(("notify.outbox_path", config.notify.outbox_path))
+    for key, path in files:
+        if path is not None and not _writable_dir(Path(path).parent):
+            found.append(ConfigError(key, f"cannot create or write {path}: its directory is not writable"))
+    return found
+
+
+def _writable_dir(directory: Path) -> bool:
+    """The directory, or the nearest existing ancestor that would hold it, can be written."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+    return False
 
 
 def _host(value: object, key: str) -> str:
@@ -255,6 +358,8 @@ def _choice(options: tuple[str, ...], upper: bool = False) -> Any:
 def _url(value: object, key: str) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise ConfigError(key, f"{value!r} is not an http(s) URL")
+    if not urlsplit(value).hostname:
+        raise ConfigError(key, f"{value!r} names no host")
     return value.rstrip("/")
 
 
@@ -290,7 +395,11 @@ def _token(admin: Mapping[str, Any], errors: list[ConfigError]) -> str | None:
             errors.append(ConfigError("admin.token_file", f"cannot read: {exc.strerror}"))
             return None
     else:
-        token = str(admin.get("token", "")).strip()
+        raw = str(admin.get("token", ""))
+        token = raw.strip()
+        if raw and not token:
+            errors.append(ConfigError("admin.token", "is blank: set a token of 16 characters or more, or none"))
+            return None
     if token and len(token) < 16:
         errors.append(
             ConfigError("admin.token" if "token" in admin else "admin.token_file", "must be at least 16 characters")

@@ -11,7 +11,6 @@ printed), 2 bad arguments or a server that cannot start, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import math
 import os
@@ -43,13 +42,13 @@ from monitor.demo.script import (
 from monitor.demo.stack import DemoStack, DemoStartError, StackOptions
 from monitor.demo.verdict import Evidence, problems
 from monitor.demo.view import LiveView, PlainView
-from monitor.logs import configure_logging
+from monitor.logs import QUIET_LIBRARIES, configure_logging
 from monitor.testing import InternalErrorCollector
 
 TICK_S = 0.25
 SNAPSHOT_S = 0.5
 DRAIN_S = 5.0  # at the end, how long the last notifications may take to arrive
-DEFAULT_LOG = Path(tempfile.gettempdir()) / f"nbmon-demo-{getpass.getuser()}.log.jsonl"  # one per user: /tmp is shared
+LOG_NAME = "demo.log.jsonl"  # in a fresh private directory unless --log-file names a file
 INTERRUPTED = 130
 
 
@@ -96,7 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-port", type=int, default=0, metavar="PORT", help="port of the app's /metrics; 0: free"
     )
     parser.add_argument(
-        "--log-file", type=Path, default=DEFAULT_LOG, metavar="PATH", help=f"JSON logs (default {DEFAULT_LOG})"
+        "--log-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"JSON logs (default: {LOG_NAME} in a new private directory under {tempfile.gettempdir()})",
     )
     parser.add_argument(
         "--no-live", action="store_true", help="plain lines even on a terminal (always so when not a TTY)"
@@ -142,7 +145,9 @@ def settings_from(args: argparse.Namespace, out: TextIO) -> Settings:
         metrics_port=args.metrics_port,
     )
     live = not args.no_live and out.isatty() and os.environ.get("TERM") != "dumb"
-    return Settings(args.day_seconds, args.storm_share, options, args.log_file, live, args.keep_running)
+    # A predictable name in a shared /tmp could be a symlink planted by someone else: a fresh private directory.
+    log_file = args.log_file or Path(tempfile.mkdtemp(prefix="nbmon-demo-logs-")) / LOG_NAME
+    return Settings(args.day_seconds, args.storm_share, options, log_file, live, args.keep_running)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -303,22 +308,18 @@ def _wait_for_interrupt() -> None:
         return
 
 
-# Libraries that log every request at INFO (google-genai 3 talks through httpx2): their lines would bury nbmon's.
-QUIETED_LOGGERS = ("apscheduler", "httpx", "httpx2", "google_genai")
-
-
 @contextmanager
 def logs_to(path: Path) -> Iterator[None]:
     """JSON logs (nbmon's and the libraries' warnings) to a file instead of the terminal; restored afterwards."""
     saved = structlog.get_config()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    quieted = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
-    with path.open("w", encoding="utf-8") as stream:
-        configure_logging("json", stream=stream, capture_stdlib=True)
+    quieted = {name: logging.getLogger(name).level for name in QUIET_LIBRARIES}
+    # Never through a symlink someone planted (O_NOFOLLOW), and readable by this user only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        configure_logging("json", stream=stream, capture_stdlib=True)  # libraries' per-request lines quieted
         structlog.configure(cache_logger_on_first_use=False)  # cached loggers would outlive the restore below
-        for name in quieted:
-            logging.getLogger(name).setLevel(logging.WARNING)
         try:
             yield
         finally:

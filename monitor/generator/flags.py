@@ -15,6 +15,7 @@ import httpx
 import structlog
 
 from monitor.logs import redact_text
+from monitor.net import trust_env_for
 
 DEGRADED_FLAG = "degraded-mode"
 _log = structlog.get_logger("nbmon.flags")
@@ -63,6 +64,7 @@ class OfrepFlagSource:
         if timeout_s <= 0:
             raise ValueError("OfrepFlagSource.timeout_s: must be > 0")
         self._url = f"{base_url.rstrip('/')}/ofrep/v1/evaluate/flags/{flag_key}"
+        self._trust_env = trust_env_for(base_url)  # the sidecar on loopback: never through HTTP(S)_PROXY
         self._key = flag_key
         self._ttl = ttl_s
         self._timeout = timeout_s
@@ -91,7 +93,7 @@ class OfrepFlagSource:
             if self._clock() < self._fresh_until:  # another thread refreshed it meanwhile
                 return self._current()
             try:
-                client = self._client or httpx.Client()
+                client = self._client or httpx.Client(trust_env=self._trust_env)
                 try:
                     response = client.post(self._url, json=self._body, headers=self._headers, timeout=self._timeout)
                 finally:
@@ -112,7 +114,7 @@ class OfrepFlagSource:
                     self._url, json=self._body, headers=self._headers, timeout=self._timeout
                 )
             else:
-                async with httpx.AsyncClient() as client:
+                async with httpx.AsyncClient(trust_env=self._trust_env) as client:
                     response = await client.post(
                         self._url, json=self._body, headers=self._headers, timeout=self._timeout
                     )

@@ -73,26 +73,52 @@ class NotifyConfig:
         return names
 
 
-def notify_config_from_mapping(data: Any, environ: Mapping[str, str] | None = None) -> NotifyConfig:
-    """Validate [notify]; every error names its key (`notify.channels.oncall.webhook_url_env: ...`)."""
+def notify_config_from_mapping(
+    data: Any, environ: Mapping[str, str] | None = None, errors: list[ConfigError] | None = None
+) -> NotifyConfig:
+    """Validate [notify]; every error names its key (`notify.channels.oncall.webhook_url_env: ...`).
+
+    With `errors`, every problem is appended there (a broken channel or route is left out) instead of raising the
+    first, so a config check lists them all."""
     env = os.environ if environ is None else environ
+    found: list[ConfigError] = []
+
+    def collect(build: Any, *args: Any) -> Any:
+        try:
+            return build(*args)
+        except ConfigError as error:
+            found.append(error)
+            return None
+
     if not isinstance(data, Mapping):
         raise ConfigError("notify", "must be a table")
     known = {"channels", "routes", "environment", "dashboard_url", "runbook_url", "outbox_path"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"notify.{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
-    channels = tuple(_channel(name, spec, env) for name, spec in _table(data, "channels").items())
-    names = {c.name for c in channels}
-    routes = tuple(_route(i, spec, names) for i, spec in enumerate(_list(data, "routes")))
-    return NotifyConfig(
+    found.extend(
+        ConfigError(f"notify.{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
+        for key in data
+        if key not in known
+    )
+    table = collect(_table, data, "channels") or {}
+    channels = tuple(c for c in (collect(_channel, name, spec, env) for name, spec in table.items()) if c)
+    names = {c.name for c in channels} | {str(name) for name in table}  # a broken channel is not "unknown" too
+    listed = collect(_list, data, "routes") or []
+    routes = tuple(r for r in (collect(_route, i, spec, names) for i, spec in enumerate(listed)) if r)
+    config = NotifyConfig(
         channels=channels,
         routes=routes,
-        environment=_text(data.get("environment", "production"), "notify.environment"),
-        dashboard_url=_url(data.get("dashboard_url"), "notify.dashboard_url"),
-        runbook_url=_url(data.get("runbook_url"), "notify.runbook_url"),
-        outbox_path=Path(_text(data.get("outbox_path", "nbmon-outbox.sqlite"), "notify.outbox_path")),
+        environment=collect(_text, data.get("environment", "production"), "notify.environment") or "production",
+        dashboard_url=collect(_url, data.get("dashboard_url"), "notify.dashboard_url"),
+        runbook_url=collect(_url, data.get("runbook_url"), "notify.runbook_url"),
+        outbox_path=Path(
+            collect(_text, data.get("outbox_path", "nbmon-outbox.sqlite"), "notify.outbox_path")
+            or "nbmon-outbox.sqlite"
+        ),
     )
+    if found:
+        if errors is None:
+            raise found[0]
+        errors.extend(found)
+    return config
 
 
 def _channel(name: str, spec: Any, env: Mapping[str, str]) -> ChannelConfig:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import httpx
 
 from monitor import _safety
+from monitor.net import trust_env_for
 from monitor.signals import Counts, Series
 from monitor.sources._common import (
     DEFAULT_MAX_BYTES,
@@ -77,7 +78,7 @@ class PromQLSource:
         self.base_url = base_url.rstrip("/")
         self._url = f"{self.base_url}/api/v1/query"
         self._own_client = http_client is None
-        self._client = http_client if http_client is not None else httpx.Client()
+        self._client = http_client if http_client is not None else httpx.Client(trust_env=trust_env_for(base_url))
         self._timeout_s = timeout_s
         self._headers = dict(headers or {})
         self._headers_factory = headers_factory

@@ -57,14 +57,27 @@ def parse_exposition(text: str, *, content_type: str = "", metric: str = REQUEST
         raise ExpositionError("truncated: the last line does not end with a newline")
     parse = openmetrics_families if openmetrics else text_families
     values: dict[Series, float] = {}
+    seen: set[frozenset[tuple[str, str]]] = set()
     try:
         for family in parse(text):
             for sample in family.samples:
                 if sample.name == sample_name:
+                    labels = frozenset(sample.labels.items())
+                    if labels in seen:
+                        # Prometheus refuses such a scrape: summing would double a series and fake a ratio.
+                        raise ExpositionError(f"duplicate series {sample_name}{_labels_text(sample.labels)}")
+                    seen.add(labels)
                     add_sample(values, sample.labels, float(sample.value))
+    except ExpositionError:
+        raise
     except Exception as exc:  # the parsers mostly raise ValueError, but garbage finds other paths
         raise ExpositionError(f"{type(exc).__name__}: {exc}"[:200]) from exc
     return values
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return "{" + inner[:160] + "}"
 
 
 class ScrapeSource:
