@@ -61,6 +61,7 @@ bench: $(STAMP) $(OTEL_STAMP)
 	$(BIN)/python bench/bench_shim.py
 	$(BIN)/python bench/bench_instructions.py
 	$(BIN)/python bench/bench_daemon.py
+	$(BIN)/python bench/bench_soak.py
 	$(OTEL_VENV)/bin/python bench/bench_otel_genai.py
 
 clean:
