@@ -1,31 +1,101 @@
-"""The `nbmon` command: simulate, demo, classify, version."""
+"""The `nbmon` command. Each subcommand lives in its own module, imported only when that command runs (or its
+--help is asked for): `nbmon --help` imports none of them, so every call starts fast."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from monitor.logs import redact_text
-from monitor.shim import genai_version
+from typing import Any
 
 
-def _version(_args: argparse.Namespace) -> int:
-    from importlib.metadata import PackageNotFoundError, version
+@dataclass(frozen=True, slots=True)
+class Command:
+    help: str
+    module: str  # where `run` lives (and `arguments`, unless `arguments_module` says otherwise)
+    arguments: str | None
+    run: str
+    arguments_module: str | None = None  # a light module, when the command's own is heavy to import
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        "a scripted day through the whole loop (simulator, load, daemon) in ~2 minutes",
+        "monitor.demo.cli",
+        "add_arguments",
+        "run",
+        "monitor.demo.args",
+    ),
+    "run": Command(
+        "run the sidecar daemon: read the signal, evaluate, serve the flag",
+        "monitor.daemon.cli",
+        "add_config_argument",
+        "run",
+    ),
+    "check-config": Command(
+        "validate the daemon configuration as run would; every error with its key",
+        "monitor.daemon.cli",
+        "add_config_argument",
+        "check_config",
+    ),
+    "flag": Command(
+        "show, force or clear the degraded-mode flag of a running daemon",
+        "monitor.daemon.cli",
+        "add_flag_arguments",
+        "flag",
+    ),
+    "models": Command(
+        "the model catalog as your config resolves it: roles, lifecycle, prices",
+        "monitor.catalog.cli",
+        "add_arguments",
+        "run",
+    ),
+    "quota": Command(
+        "one-off table of Gemini quota usage versus limits (Cloud Monitoring)",
+        "monitor.quota.cli",
+        "add_arguments",
+        "run",
+        "monitor.quota.args",
+    ),
+    "simulate": Command(
+        "serve the Gemini API simulator (fault profiles, scenarios)", "monitor.simulator.cli", "add_arguments", "run"
+    ),
+    "classify": Command(
+        "classify one HTTP status + body into an error class", "monitor.cli", "add_classify_arguments", "classify"
+    ),
+    "version": Command("print nbmon and google-genai versions", "monitor.cli", None, "version"),
+}
+
+
+def version(_args: argparse.Namespace) -> int:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
 
     try:
-        own = version("nbmon")
+        own = package_version("nbmon")
     except PackageNotFoundError:
         own = "0+unknown"
-    print(f"nbmon {own} (google-genai {genai_version() or 'not installed'})")
+    try:
+        genai = package_version("google-genai")
+    except PackageNotFoundError:
+        genai = "not installed"
+    print(f"nbmon {own} (google-genai {genai})")
     return 0
 
 
-def _classify(args: argparse.Namespace) -> int:
+def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("status", type=int, help="HTTP status code, e.g. 429")
+    parser.add_argument("body", help="file with the response body, or - for stdin")
+    parser.add_argument("--header", action="append", default=[], help="a response header, 'Name: value'")
+    parser.add_argument("--text-only", action="store_true", help="the call did not ask for an image")
+
+
+def classify(args: argparse.Namespace) -> int:
     """Classify one saved response: handy when triaging a body pasted from a log."""
     from monitor.taxonomy import classify_http
 
@@ -51,79 +121,35 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate(args: argparse.Namespace) -> int:
-    from monitor.simulator import cli
+def _lazy(command: Command) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        function: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(command.module), command.run)
+        return function(args)
 
-    return cli.run(args)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from monitor import demo
-
-    return demo.run(args)
+    run.__name__ = command.run
+    return run
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from monitor import demo
-    from monitor.simulator import cli as simulator_cli
-
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the command it names gets its arguments (and its module imported)."""
     parser = argparse.ArgumentParser(prog="nbmon", description="Observability for Gemini image generation.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    simulate = commands.add_parser("simulate", help="serve the Gemini API simulator (fault profiles, scenarios)")
-    simulator_cli.add_arguments(simulate)
-    simulate.set_defaults(func=_simulate)
-
-    demo_parser = commands.add_parser(
-        "demo", help="a scripted day through the whole loop (simulator, load, daemon) in ~2 minutes"
-    )
-    demo.add_arguments(demo_parser)
-    demo_parser.set_defaults(func=_demo)
-
-    classify = commands.add_parser("classify", help="classify one HTTP status + body into an error class")
-    classify.add_argument("status", type=int, help="HTTP status code, e.g. 429")
-    classify.add_argument("body", help="file with the response body, or - for stdin")
-    classify.add_argument("--header", action="append", default=[], help="a response header, 'Name: value'")
-    classify.add_argument("--text-only", action="store_true", help="the call did not ask for an image")
-    classify.set_defaults(func=_classify)
-
-    from monitor.daemon import cli as daemon_cli
-
-    run = commands.add_parser("run", help="run the sidecar daemon: read the signal, evaluate, serve the flag")
-    daemon_cli.add_config_argument(run)
-    run.set_defaults(func=daemon_cli.run)
-
-    check = commands.add_parser("check-config", help="validate the daemon configuration; every error with its key")
-    daemon_cli.add_config_argument(check)
-    check.set_defaults(func=daemon_cli.check_config)
-
-    flag = commands.add_parser("flag", help="show, force or clear the degraded-mode flag of a running daemon")
-    daemon_cli.add_flag_arguments(flag)
-    flag.set_defaults(func=daemon_cli.flag)
-
-    from monitor.quota import cli as quota_cli
-
-    quota = commands.add_parser("quota", help="one-off table of Gemini quota usage versus limits (Cloud Monitoring)")
-    quota_cli.add_arguments(quota)
-    quota.set_defaults(func=quota_cli.run)
-
-    from monitor.catalog import cli as models_cli
-
-    models = commands.add_parser(
-        "models", help="the model catalog as your config resolves it: roles, lifecycle, prices"
-    )
-    models_cli.add_arguments(models)
-    models.set_defaults(func=models_cli.run)
-
-    version = commands.add_parser("version", help="print nbmon and google-genai versions")
-    version.set_defaults(func=_version)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None) if argv is not None else None
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.help)
+        if command.arguments is not None and (argv is None or name == chosen):
+            module = importlib.import_module(command.arguments_module or command.module)
+            add: Callable[[argparse.ArgumentParser], Any] = getattr(module, command.arguments)
+            add(sub)
+        sub.set_defaults(func=_lazy(command))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Every error is one line on stderr and an exit code: 2 for bad input, 1 for a failure, 130 for Ctrl-C.
     NBMON_DEBUG=1 shows the traceback of an unexpected one."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments).parse_args(arguments)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
@@ -131,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("NBMON_DEBUG"):
             raise
+        from monitor.logs import redact_text
+
         print(f"nbmon: {args.command}: unexpected {type(exc).__name__}: {redact_text(str(exc))[:300]}", file=sys.stderr)
         return 1
     return code

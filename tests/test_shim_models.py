@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
-import structlog.testing
 from google import genai
 from google.genai import errors
 from opentelemetry.sdk.trace import TracerProvider
@@ -182,11 +181,12 @@ def test_instrument_warns_once_about_a_deprecated_configured_model(
             "instrument-once-image": {"family": "Once", "deprecated": "2001-01-01", "replacement": FLASH},
         }
     }
-    with structlog.testing.capture_logs() as logs:
-        assert monitor.instrument(registry=registry, config=config_from_document(document, environ={}))
-        monitor.uninstrument()
-        assert monitor.instrument(registry=registry, config=config_from_document(document, environ={}))
-    warnings = [e for e in logs if e["event"] == "nbmon.model.lifecycle"]
+    capture = LogCapture()
+    logger = structlog.wrap_logger(None, processors=[capture])
+    assert monitor.instrument(registry=registry, logger=logger, config=config_from_document(document, environ={}))
+    monitor.uninstrument()
+    assert monitor.instrument(registry=registry, logger=logger, config=config_from_document(document, environ={}))
+    warnings = [e for e in capture.entries if e["event"] == "nbmon.model.lifecycle"]
     assert len(warnings) == 1
     assert (warnings[0]["model"], warnings[0]["lifecycle"], warnings[0]["replacement"]) == (
         "instrument-once-image",

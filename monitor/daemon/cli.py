@@ -1,4 +1,7 @@
-"""`nbmon run`, `nbmon check-config` and `nbmon flag ...`."""
+"""`nbmon run`, `nbmon check-config` and `nbmon flag ...`.
+
+Light to import (the argument definitions); each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,10 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
-import httpx
-
-from monitor.config import ConfigError
-from monitor.daemon import config as daemon_config
-from monitor.flagstate import FlagStoreError
-from monitor.notify import OutboxError
+if TYPE_CHECKING:
+    from monitor.daemon.config import DaemonConfig
 
 SHUTDOWN_GRACE_S = 4.5  # Kubernetes-style budgets are 5 s and more: leave room for the process exit
 
@@ -27,7 +27,10 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace) -> daemon_config.DaemonConfig | None:
+def _load(args: argparse.Namespace) -> DaemonConfig | None:
+    from monitor.daemon import config as daemon_config
+    from monitor.errors import ConfigError
+
     try:
         return daemon_config.load(args.config)
     except daemon_config.ConfigErrors as exc:
@@ -40,6 +43,8 @@ def _load(args: argparse.Namespace) -> daemon_config.DaemonConfig | None:
 
 def check_config(args: argparse.Namespace) -> int:
     """The same validation `run` makes before it starts anything, every error at once, each with its key."""
+    from monitor.daemon import config as daemon_config
+
     config = _load(args)
     if config is None:
         return 2
@@ -60,8 +65,11 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from monitor.daemon import config as daemon_config
     from monitor.daemon.app import Daemon
+    from monitor.flagstate import FlagStoreError
     from monitor.logs import configure_logging
+    from monitor.notify import OutboxError
 
     config = _load(args)
     if config is None:
@@ -115,6 +123,8 @@ def add_flag_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def flag(args: argparse.Namespace) -> int:
+    import httpx
+
     token = os.environ.get("NBMON_ADMIN_TOKEN", "")
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:

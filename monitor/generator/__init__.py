@@ -1,11 +1,11 @@
 """Resilient image generation: server-honouring retries, Flash fallback, degraded-mode routing."""
 
+from monitor.clock import Clock, SystemClock, VirtualClock
+from monitor.daily_reset import next_daily_reset
 from monitor.generator.aio import AsyncImageGenerator
 from monitor.generator.chat import AsyncImageChat, ImageChat
-from monitor.generator.clock import Clock, SystemClock, VirtualClock
 from monitor.generator.flags import DEGRADED_FLAG, FlagSource, InProcessFlag, OfrepFlagSource
 from monitor.generator.policy import FallbackReason, RetryPolicy
-from monitor.generator.quota_reset import next_daily_reset
 from monitor.generator.result import (
     ContentBlockedError,
     GenerationError,

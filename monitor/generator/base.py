@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from monitor import labels
 from monitor._safety import report_internal_error
+from monitor.clock import Clock, SystemClock
 from monitor.config import IMAGE_SIZES, ShimConfig, load_shim_config, warn_lifecycle
-from monitor.generator.clock import Clock, SystemClock
 from monitor.generator.engine import Plan, Route, plan
 from monitor.generator.flags import FlagSource, InProcessFlag
 from monitor.generator.policy import RetryPolicy

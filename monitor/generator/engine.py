@@ -12,9 +12,9 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from monitor.daily_reset import next_daily_reset
 from monitor.generator.attempt import AttemptResult
 from monitor.generator.policy import Action, Decision, FallbackReason, RetryPolicy, decide
-from monitor.generator.quota_reset import next_daily_reset
 from monitor.generator.result import (
     ContentBlockedError,
     GenerationError,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,10 +16,11 @@ from zoneinfo import ZoneInfo
 
 from google.cloud.monitoring_v3 import MetricServiceClient
 
-from monitor.generator.quota_reset import RESET_TIMEZONE
+from monitor.daily_reset import RESET_TIMEZONE
 from monitor.quota.auth import credentials_status, make_client
-from monitor.quota.fetch import GEMINI_SERVICE, FetchError, QuotaFetcher
+from monitor.quota.fetch import FetchError, QuotaFetcher
 from monitor.quota.model import LimitStatus, QuotaReading, join
+from monitor.quota.services import GEMINI_SERVICE
 
 COLUMNS = (
     "project",
@@ -40,22 +40,6 @@ _HINTS = {
     "quota": "the Cloud Monitoring API's own quota is exhausted: try again in a minute",
     "invalid": "check the project id and the service name",
 }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--project", "-p", action="append", required=True, help="Google Cloud project id (repeatable)")
-    parser.add_argument(
-        "--service",
-        action="append",
-        help=f"consumer_quota service (repeatable; default {GEMINI_SERVICE}; aiplatform.googleapis.com for Vertex)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument(
-        "--key-file",
-        default=os.environ.get("NBMON_QUOTA_KEY_FILE"),
-        help="service-account key file (default: $NBMON_QUOTA_KEY_FILE, else Application Default Credentials)",
-    )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds for each project's fetch (default 30)")
 
 
 def run(

@@ -30,16 +30,15 @@ from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3 import MetricServiceClient
 
 from monitor._safety import report_internal_error
-from monitor.generator.quota_reset import RESET_TIMEZONE
+from monitor.daily_reset import RESET_TIMEZONE
 from monitor.quota.model import QuotaSeries, SeriesKind, last_daily_reset
+from monitor.quota.services import GEMINI_SERVICE
 
 METRIC_PREFIX: Final = "serviceruntime.googleapis.com/quota/"
 NET_USAGE: Final = METRIC_PREFIX + "rate/net_usage"
 ALLOCATION_USAGE: Final = METRIC_PREFIX + "allocation/usage"
 LIMIT: Final = METRIC_PREFIX + "limit"
 EXCEEDED: Final = METRIC_PREFIX + "exceeded"
-GEMINI_SERVICE: Final = "generativelanguage.googleapis.com"
-VERTEX_SERVICE: Final = "aiplatform.googleapis.com"
 REASONS: Final = ("permission_denied", "unauthenticated", "quota", "unavailable", "deadline", "invalid", "other")
 MAX_PAGES: Final = 100  # a server that keeps handing out page tokens must not keep the poller forever
 _SERVICE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}")

@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from monitor.generator.quota_reset import RESET_TIMEZONE, next_daily_reset
+from monitor.daily_reset import RESET_TIMEZONE, next_daily_reset
 from monitor.taxonomy.classes import QuotaWindow
 from monitor.taxonomy.rpc_details import window_of
 

@@ -26,11 +26,10 @@ import structlog
 from google.api_core import exceptions as api
 
 from monitor._safety import report_internal_error
-from monitor.generator.clock import SystemClock
-from monitor.generator.quota_reset import RESET_TIMEZONE
+from monitor.clock import SystemClock
+from monitor.daily_reset import RESET_TIMEZONE
 from monitor.quota.auth import CredentialsStatus, credentials_status, make_client
 from monitor.quota.fetch import (
-    GEMINI_SERVICE,
     REASONS,
     FetchError,
     QuotaFetcher,
@@ -40,6 +39,7 @@ from monitor.quota.fetch import (
 )
 from monitor.quota.model import MIN_PROJECTION_ELAPSED_S, QuotaReading, QuotaSeries, join, last_daily_reset
 from monitor.quota.reconcile import reconcile
+from monitor.quota.services import GEMINI_SERVICE
 
 __all__ = [  # credentials_status and make_client live in monitor.quota.auth; re-exported here
     "CredentialsStatus",

@@ -11,7 +11,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 
-from monitor.generator.quota_reset import RESET_TIMEZONE
+from monitor.daily_reset import RESET_TIMEZONE
 from monitor.quota.model import QuotaReading, last_daily_reset
 
 

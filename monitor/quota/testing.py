@@ -33,7 +33,8 @@ from google.cloud.monitoring_v3 import MetricServiceClient
 from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 from google.cloud.monitoring_v3.types import metric_service
 
-from monitor.quota.fetch import ALLOCATION_USAGE, EXCEEDED, GEMINI_SERVICE, LIMIT, NET_USAGE
+from monitor.quota.fetch import ALLOCATION_USAGE, EXCEEDED, LIMIT, NET_USAGE
+from monitor.quota.services import GEMINI_SERVICE
 
 SERVICE_NAME: Final = "google.monitoring.v3.MetricService"
 GENERATE_PER_MINUTE: Final = "generativelanguage.googleapis.com/generate_requests_per_model"

@@ -114,7 +114,7 @@ def instrument(
             _log.error("nbmon.instrument.setup_failed", error_type=type(exc).__name__, error=str(exc))
             return False
         metrics.model_info.use(config)
-        warn_lifecycle(config, _log)
+        warn_lifecycle(config, logger or _log)
         recorder = Recorder(metrics, tracer, logger or structlog.get_logger("nbmon"), config)
         originals: list[tuple[type, str, Any]] = []
         get = _current_recorder

@@ -8,10 +8,6 @@ import sys
 import threading
 from types import FrameType
 
-from monitor.catalog import load_catalog
-from monitor.simulator.server import SimulatorServer
-from monitor.simulator.specs import parse_profile
-
 
 def parse_latency(text: str) -> dict[str, float]:
     """`2.5` (every model) or `pro=12,flash=4,default=0.5` (model id or id substring = seconds)."""
@@ -72,6 +68,10 @@ def parse_reroutes(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from monitor.catalog import load_catalog
+    from monitor.simulator.server import SimulatorServer
+    from monitor.simulator.specs import parse_profile
+
     try:
         catalog = load_catalog(args.catalog) if args.catalog else None
         server = SimulatorServer(

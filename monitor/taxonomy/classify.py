@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
-
-from google.genai import errors as genai_errors
+from typing import TYPE_CHECKING, Any
 
 from monitor.taxonomy import rpc_details
 from monitor.taxonomy.causes import cause_of
 from monitor.taxonomy.classes import ErrorClass, Outcome, QuotaWindow
 from monitor.taxonomy.content import ContentSummary
 from monitor.taxonomy.content import int_or_none as _int
+
+if TYPE_CHECKING:
+    from google.genai import errors as genai_errors
 
 _SAFETY_REASONS = frozenset({"SAFETY", "IMAGE_SAFETY"})
 _POLICY_REASONS = frozenset(
@@ -98,7 +100,9 @@ def classify_api_error(error: genai_errors.APIError, *, now: datetime | None = N
 
 def classify_exception(error: BaseException, *, now: datetime | None = None) -> Outcome:
     """Any exception a generate call can raise: API errors, transport errors, anything else."""
-    if isinstance(error, genai_errors.APIError):
+    # An APIError exists only once google-genai is imported: no import here, so the daemon never pays for it.
+    errors_module = sys.modules.get("google.genai.errors")
+    if errors_module is not None and isinstance(error, errors_module.APIError):
         return classify_api_error(error, now=now)
     names = {cls.__name__ for cls in type(error).__mro__}
     reason = type(error).__name__

@@ -229,7 +229,8 @@ def test_the_demo_never_writes_its_log_through_a_planted_symlink(tmp_path: Path)
 def test_the_demo_logs_into_a_fresh_private_directory_by_default() -> None:
     import argparse
 
-    from monitor.demo.cli import LOG_NAME, add_arguments, settings_from
+    from monitor.demo.args import LOG_NAME, add_arguments
+    from monitor.demo.cli import settings_from
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.clock import VirtualClock
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
-from monitor.generator.clock import VirtualClock
 from monitor.notify.testing import FakeSlack
 from monitor.quota.fetch import QuotaFetcher
 from monitor.quota.poller import QuotaPoller

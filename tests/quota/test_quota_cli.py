@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from monitor.quota import args as quota_args
 from monitor.quota import cli
 from monitor.quota.testing import (
     FREE_TIER_REQUESTS,
@@ -58,7 +59,7 @@ def fake() -> Iterator[FakeMetricService]:
 
 def args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nbmon quota")
-    cli.add_arguments(parser)
+    quota_args.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -151,8 +152,8 @@ def test_no_credentials_in_a_fresh_interpreter(tmp_path: Path) -> None:
         del env["GOOGLE_APPLICATION_CREDENTIALS"]
         env["PATH"] = os.environ.get("PATH", "")
         code = (
-            "import argparse, sys; from monitor.quota import cli; p = argparse.ArgumentParser(); "
-            "cli.add_arguments(p); sys.exit(cli.run(p.parse_args(sys.argv[1:])))"
+            "import argparse, sys; from monitor.quota import args, cli; p = argparse.ArgumentParser(); "
+            "args.add_arguments(p); sys.exit(cli.run(p.parse_args(sys.argv[1:])))"
         )
         done = subprocess.run(
             [sys.executable, "-c", code, "--project", "proj-a"],

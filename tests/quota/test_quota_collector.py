@@ -9,7 +9,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.generator.clock import VirtualClock
+from monitor.clock import VirtualClock
 from monitor.quota.collector import QuotaCollector
 from monitor.quota.fetch import REASONS, QuotaFetcher
 from monitor.quota.poller import QuotaPoller

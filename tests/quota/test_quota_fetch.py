@@ -17,12 +17,12 @@ from monitor.quota.fetch import (
     EXCEEDED,
     LIMIT,
     NET_USAGE,
-    VERTEX_SERVICE,
     FetchError,
     QuotaFetcher,
     error_reason,
 )
 from monitor.quota.model import SeriesKind
+from monitor.quota.services import VERTEX_SERVICE
 from monitor.quota.testing import (
     FREE_TIER_REQUESTS,
     GENERATE_PER_DAY,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.exceptions import DefaultCredentialsError
 from structlog.testing import capture_logs
 
-from monitor.generator.clock import VirtualClock
+from monitor.clock import VirtualClock
 from monitor.quota.fetch import QuotaFetcher
 from monitor.quota.model import QuotaSeries
 from monitor.quota.poller import (

@@ -1,4 +1,4 @@
-"""Time, injected: the generator waits through a Clock, so tests run 30-second backoffs instantly."""
+"""Time, injected: the generator and the quota poller wait through a Clock (tests run 30 s backoffs at once)."""
 
 from __future__ import annotations
 
