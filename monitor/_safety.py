@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 
 Listener = Callable[[str, BaseException], None]
 
@@ -71,3 +72,27 @@ class guarded:  # used like a function: `with guarded("component", count):`
             return False
         report_internal_error(self._component, exc, self._count)
         return True
+
+
+INTERNAL_ERRORS_TOTAL = "nbmon_internal_errors"
+
+
+class InternalErrors:
+    """`nbmon_internal_errors_total{component}` on one registry: every guard of this process counts here."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.counter = Counter(
+            INTERNAL_ERRORS_TOTAL,
+            "Errors inside nbmon's own telemetry code, swallowed so the app is never affected.",
+            ["component"],
+            registry=registry,
+        )
+
+    def count(self, component: str) -> None:
+        self.counter.labels(component).inc()
+
+    @classmethod
+    def for_registry(cls, registry: CollectorRegistry | None = None) -> InternalErrors:
+        from monitor._registry import per_registry
+
+        return per_registry(cls, registry)

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import DaemonConfig
-from monitor.metrics import GeneratorMetrics
+from monitor.generator.metrics import GeneratorMetrics
 from monitor.signals import Reading
 from tests.conftest import IMAGE_CONFIG, PRO, Shim
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 import monitor
 from monitor import _safety
-from monitor.metrics import ShimMetrics
+from monitor.shim.metrics import ShimMetrics
 from monitor.simulator import SimulatorServer
 from monitor.testing import InternalErrorCollector
 from tests.conftest import IMAGE_CONFIG, PRO, Shim

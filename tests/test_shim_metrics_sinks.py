@@ -18,8 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-from monitor.metrics import ShimMetrics
-from monitor.shim_metrics import DURATION_BUCKETS, ClientShimMetrics, FoldedShimMetrics, GenerationNotes
+from monitor.shim.metrics import ShimMetrics
+from monitor.shim.sinks import DURATION_BUCKETS, ClientShimMetrics, FoldedShimMetrics, GenerationNotes
 from monitor.simulator import SimulatorServer
 from monitor.testing import InternalErrorCollector
 from tests.conftest import PRO

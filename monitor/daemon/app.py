@@ -24,13 +24,13 @@ from monitor.alerts import Action, CounterWindow, Evaluator, RuleStatus, State, 
 from monitor.catalog import ModelInfoCollector
 from monitor.config import warn_lifecycle
 from monitor.daemon.alertmanager import AlertTracker, parse_payload
-from monitor.daemon.config import DaemonConfig, parse_duration
+from monitor.daemon.config import DaemonConfig, positive_seconds
 from monitor.daemon.http import DaemonServer, Reply
+from monitor.daemon.metrics import DaemonMetrics
 from monitor.daemon.persistence import PersistenceHealth
 from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, evaluate_bulk, evaluate_flag
 from monitor.labels import OTHER, BoundedLabel
 from monitor.logs import redact_text, register_secret
-from monitor.metrics import DaemonMetrics
 from monitor.notify import Dispatcher, Outbox
 from monitor.notify import events as notify_events
 from monitor.notify.config import build_notifiers
@@ -605,7 +605,7 @@ class Daemon:
                 raise ValueError("expires_at: must carry a timezone (e.g. 2026-11-27T18:00:00Z)")
         elif "expires_in" in request:
             try:
-                seconds = parse_duration(request["expires_in"], "expires_in")
+                seconds = positive_seconds(request["expires_in"], "expires_in")
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
             try:

@@ -102,8 +102,9 @@ class DaemonConfig:
         return self.shim.fallback_model
 
 
-def parse_duration(value: object, key: str) -> float:
-    """Seconds from a number or a duration ("15s", "1m", "1h30m", "500ms"): the rules' syntax, and > 0."""
+def positive_seconds(value: object, key: str) -> float:
+    """Seconds > 0 from a number, a bare number in a string (as environment variables carry them: "15"), or a
+    duration in the rules' syntax ("15s", "1m", "1h30m", "500ms": monitor.alerts.parse_duration, the one parser)."""
     try:  # a bare number of seconds, as environment variables carry them ("15")
         seconds = float(value) if isinstance(value, str) else rule_duration(value, key)
     except ValueError:
@@ -214,9 +215,11 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         listen_port=get("listen", _port, defaults.listen_port, listen, "port"),
         source_kind=get("source", _choice(SOURCE_KINDS), defaults.source_kind, source, "kind"),
         targets=get("source", _urls, defaults.targets, source, "targets"),
-        source_interval_s=get("source", parse_duration, defaults.source_interval_s, source, "interval"),
+        source_interval_s=get("source", positive_seconds, defaults.source_interval_s, source, "interval"),
         promql_url=get("source", _url, None, source, "promql_url"),
-        evaluation_interval_s=get("evaluation", parse_duration, defaults.evaluation_interval_s, evaluation, "interval"),
+        evaluation_interval_s=get(
+            "evaluation", positive_seconds, defaults.evaluation_interval_s, evaluation, "interval"
+        ),
         state_path=get("state", _path, defaults.state_path, state, "path"),
         flagd_path=get("state", _path, None, state, "flagd_path"),
         admin_token=_token(admin, errors),
@@ -228,8 +231,8 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         notify=notify,
         quota_projects=get("quota", _names, (), quota, "projects"),
         quota_services=get("quota", _names, defaults.quota_services, quota, "services"),
-        quota_interval_s=get("quota", parse_duration, defaults.quota_interval_s, quota, "interval"),
-        quota_timeout_s=get("quota", parse_duration, defaults.quota_timeout_s, quota, "timeout"),
+        quota_interval_s=get("quota", positive_seconds, defaults.quota_interval_s, quota, "interval"),
+        quota_timeout_s=get("quota", positive_seconds, defaults.quota_timeout_s, quota, "timeout"),
         quota_key_file=get("quota", _path, None, quota, "key_file"),
         quota_rules=dict(quota.get("rules", {})) if isinstance(quota.get("rules", {}), Mapping) else {},
     )

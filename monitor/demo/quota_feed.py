@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from monitor.quota import QuotaFetcher, QuotaPoller, last_daily_reset
-from monitor.quota.testing import (
+from monitor.testing.quota import (
     GENERATE_PER_DAY,
     GENERATE_PER_MINUTE,
     FakeMetricService,

@@ -27,8 +27,8 @@ from monitor.demo.load import LegacyJob, LoadGenerator
 from monitor.demo.quota_feed import POLL_INTERVAL_S, POLL_TIMEOUT_S, QuotaFeed
 from monitor.demo.script import Legacy, Phase, Timing
 from monitor.generator import OfrepFlagSource
-from monitor.notify.testing import FakePagerDuty, FakeSlack
 from monitor.simulator import SimulatorServer
+from monitor.testing.notify import FakePagerDuty, FakeSlack
 
 ENVIRONMENT = "demo"
 ROUTING_KEY = "nbmondemo".ljust(32, "0")  # PagerDuty's Events API wants 32 characters

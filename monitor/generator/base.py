@@ -18,15 +18,15 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from monitor import labels
-from monitor._safety import report_internal_error
+from monitor._safety import InternalErrors, report_internal_error
 from monitor.clock import Clock, SystemClock
 from monitor.config import IMAGE_SIZES, ShimConfig, load_shim_config, warn_lifecycle
-from monitor.generator.engine import Plan, Route, plan
+from monitor.generator.engine import Plan, Routing, plan
 from monitor.generator.flags import FlagSource, InProcessFlag
+from monitor.generator.metrics import GeneratorMetrics
 from monitor.generator.policy import RetryPolicy
 from monitor.generator.result import ImageResult
 from monitor.generator.telemetry import GeneratorTelemetry
-from monitor.metrics import GeneratorMetrics, ShimMetrics
 
 _log = structlog.get_logger("nbmon.generator")
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:8", "8:1", "1:4", "4:1")
@@ -72,7 +72,7 @@ class GeneratorBase:
         self.clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._metrics = GeneratorMetrics.for_registry(registry)
-        self._shim_metrics = ShimMetrics.for_registry(registry)
+        self._internal_errors = InternalErrors.for_registry(registry)
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("nbmon.generator")
         self._last_flag = False
         self._model_label = labels.BoundedLabel((m.id for m in self.config.models), self.config.max_extra_model_labels)
@@ -89,7 +89,7 @@ class GeneratorBase:
         return self._last_flag
 
     def _count_internal(self, component: str) -> None:
-        self._shim_metrics.internal_errors.labels(component).inc()
+        self._internal_errors.count(component)
 
     def _request(
         self, contents: Any, image_size: str, aspect_ratio: str | None, deadline_s: float | None, extra: dict[str, Any]
@@ -143,8 +143,8 @@ class GeneratorBase:
             kind=SpanKind.INTERNAL,
             attributes={"gen_ai.request.model": self.primary_model, "nbmon.image.size": request.image_size},
         )
-        telemetry = GeneratorTelemetry(self._metrics, self._shim_metrics, self.config, span, self._model_label)
-        route = Route(self.primary_model, self.fallback_model, self.canary_share, request.image_size)
+        telemetry = GeneratorTelemetry(self._metrics, self._internal_errors, self.config, span, self._model_label)
+        route = Routing(self.primary_model, self.fallback_model, self.canary_share, request.image_size)
         return plan(route, self.policy, telemetry, self._rng, request.deadline_s, self.clock), telemetry
 
     @staticmethod

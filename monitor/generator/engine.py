@@ -14,7 +14,7 @@ from typing import Any
 
 from monitor.daily_reset import next_daily_reset
 from monitor.generator.attempt import AttemptResult
-from monitor.generator.policy import Action, Decision, FallbackReason, RetryPolicy, decide
+from monitor.generator.policy import FallbackReason, RetryAction, RetryDecision, RetryPolicy, decide
 from monitor.generator.result import (
     ContentBlockedError,
     GenerationError,
@@ -57,7 +57,7 @@ Plan = Generator[Operation, Any, ImageResult]
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Routing:
     primary: str
     fallback: str | None  # None: fallback disabled
     canary_share: float
@@ -65,7 +65,7 @@ class Route:
 
 
 def plan(
-    route: Route,
+    route: Routing,
     policy: RetryPolicy,
     telemetry: GeneratorTelemetry,
     rng: random.Random,
@@ -96,7 +96,7 @@ def plan(
         time_left = None if deadline_s is None else deadline_s - (now.monotonic() - started)
         if time_left is not None and time_left < policy.min_call_s and result is not None:
             # No time for a useful request: give up now rather than send one that must time out.
-            raise _error(Decision(Action.RAISE, why="deadline"), result, model, tuple(classes), calls, now)
+            raise _error(RetryDecision(RetryAction.RAISE, why="deadline"), result, model, tuple(classes), calls, now)
         calls += 1
         result = yield Call(model, time_left)
         cls = result.outcome.error_class
@@ -114,16 +114,16 @@ def plan(
             can_fallback=can_fallback,
             jitter_draw=rng.uniform(-1.0, 1.0),
         )
-        if decision.action is Action.RETRY:
+        if decision.action is RetryAction.RETRY:
             telemetry.retry(model, cls, decision.wait_s, attempt)
             yield Notice("retry", model, decision.wait_s, cls)
             yield Sleep(decision.wait_s)
             waited += decision.wait_s
-        elif decision.action is Action.REROLL:
+        elif decision.action is RetryAction.REROLL:
             rerolls += 1
             telemetry.retry(model, cls, 0.0, attempt)
             yield Notice("retry", model, 0.0, cls)
-        elif decision.action is Action.FALLBACK and route.fallback is not None:
+        elif decision.action is RetryAction.FALLBACK and route.fallback is not None:
             reason = decision.fallback_reason or FallbackReason.RETRIES_EXHAUSTED
             if canary and reason is FallbackReason.RETRIES_EXHAUSTED:
                 reason = FallbackReason.DEGRADED_MODE
@@ -135,7 +135,7 @@ def plan(
 
 
 def _result(
-    route: Route,
+    route: Routing,
     model: str,
     reason: FallbackReason,
     result: AttemptResult,
@@ -163,7 +163,7 @@ def _result(
 
 
 def _error(
-    decision: Decision, result: AttemptResult, model: str, classes: tuple[ErrorClass, ...], calls: int, now: Any
+    decision: RetryDecision, result: AttemptResult, model: str, classes: tuple[ErrorClass, ...], calls: int, now: Any
 ) -> BaseException:
     outcome = result.outcome
     cls = outcome.error_class

@@ -34,7 +34,7 @@ class FallbackReason(StrEnum):
     QUOTA_EXHAUSTED = "quota_exhausted"
 
 
-class Action(StrEnum):
+class RetryAction(StrEnum):
     DONE = "done"
     RETRY = "retry"  # same model, after wait_s
     REROLL = "reroll"  # same request again at once: output blocks are stochastic
@@ -43,8 +43,8 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    action: Action
+class RetryDecision:
+    action: RetryAction
     wait_s: float = 0.0
     why: str = ""
     fallback_reason: FallbackReason | None = None
@@ -95,21 +95,23 @@ def decide(
     time_left_s: float | None,
     can_fallback: bool,
     jitter_draw: float,
-) -> Decision:
+) -> RetryDecision:
     """What to do after attempt number `attempt` on the current model ended with `outcome`."""
     cls = outcome.error_class
     if cls is ErrorClass.OK:
-        return Decision(Action.DONE)
+        return RetryDecision(RetryAction.DONE)
     if cls is ErrorClass.QUOTA_EXHAUSTED:
         if can_fallback and policy.fallback_on_quota:
-            return Decision(Action.FALLBACK, why="quota_exhausted", fallback_reason=FallbackReason.QUOTA_EXHAUSTED)
-        return Decision(Action.RAISE, why="quota_exhausted")
+            return RetryDecision(
+                RetryAction.FALLBACK, why="quota_exhausted", fallback_reason=FallbackReason.QUOTA_EXHAUSTED
+            )
+        return RetryDecision(RetryAction.RAISE, why="quota_exhausted")
     if cls in REROLL_CLASSES:
         if outcome.block_stage == "input":
-            return Decision(Action.RAISE, why="prompt_blocked")
+            return RetryDecision(RetryAction.RAISE, why="prompt_blocked")
         if rerolls_used < policy.reroll_attempts:
-            return Decision(Action.REROLL, why="output_blocked")
-        return Decision(Action.RAISE, why="rerolls_exhausted")
+            return RetryDecision(RetryAction.REROLL, why="output_blocked")
+        return RetryDecision(RetryAction.RAISE, why="rerolls_exhausted")
     if cls is ErrorClass.RATE_LIMITED:
         wait = outcome.retry_after_s if outcome.retry_after_s is not None else policy.rate_limit_default_wait_s
         return _wait_or_give_up(policy, wait, "rate_limited", attempt, time_left_s, can_fallback)
@@ -117,21 +119,21 @@ def decide(
         wait = policy.backoff(attempt, jitter_draw)
         return _wait_or_give_up(policy, wait, "retryable", attempt, time_left_s, can_fallback)
     # client_fix, policy_block, unknown, and retryable classes left out of retry_classes: never retried.
-    return Decision(Action.RAISE, why=outcome.category.value)
+    return RetryDecision(RetryAction.RAISE, why=outcome.category.value)
 
 
 def _wait_or_give_up(
     policy: RetryPolicy, wait: float, why: str, attempt: int, time_left_s: float | None, can_fallback: bool
-) -> Decision:
+) -> RetryDecision:
     if attempt >= policy.max_attempts:
         give_up = "attempts_exhausted"
     elif time_left_s is not None and wait > time_left_s - policy.min_call_s:
         give_up = "deadline"  # never wait past the deadline: give up now rather than later
     else:
-        return Decision(Action.RETRY, wait_s=wait, why=why)
+        return RetryDecision(RetryAction.RETRY, wait_s=wait, why=why)
     if can_fallback and policy.fallback_on_exhausted:
-        return Decision(Action.FALLBACK, why=give_up, fallback_reason=FallbackReason.RETRIES_EXHAUSTED)
-    return Decision(Action.RAISE, why=give_up)
+        return RetryDecision(RetryAction.FALLBACK, why=give_up, fallback_reason=FallbackReason.RETRIES_EXHAUSTED)
+    return RetryDecision(RetryAction.RAISE, why=give_up)
 
 
 def _check(ok: bool, name: str, problem: str) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from monitor import labels
-from monitor._safety import report_internal_error
+from monitor._safety import InternalErrors, report_internal_error
 from monitor.config import ShimConfig
+from monitor.generator.metrics import GeneratorMetrics
 from monitor.generator.policy import FallbackReason
-from monitor.metrics import GeneratorMetrics, ShimMetrics
 from monitor.taxonomy import ContentSummary, ErrorClass
 
 
@@ -18,19 +18,19 @@ class GeneratorTelemetry:
     def __init__(
         self,
         metrics: GeneratorMetrics,
-        shim_metrics: ShimMetrics,
+        internal_errors: InternalErrors,
         config: ShimConfig,
         span: Span,
         model_label: labels.BoundedLabel,
     ) -> None:
         self._metrics = metrics
-        self._shim_metrics = shim_metrics
+        self._internal_errors = internal_errors
         self._config = config
         self._model_label = model_label  # one per generator, so the cap holds across calls
         self.span = span
 
     def _internal(self, error: Exception) -> None:
-        report_internal_error("generator", error, lambda c: self._shim_metrics.internal_errors.labels(c).inc())
+        report_internal_error("generator", error, self._internal_errors.count)
 
     def routing(self, decision: str, model: str) -> None:
         try:

@@ -2,7 +2,7 @@
 
 Built on slack-sdk (`slack_sdk.webhook.WebhookClient` for the POST, `slack_sdk.models.blocks` for the message)
 rather than hand-written HTTP: Slack's own client keeps up with the webhook protocol, and it talks to a local
-URL as happily as to hooks.slack.com, so the tests run it for real against `monitor.notify.testing.FakeSlack`.
+URL as happily as to hooks.slack.com, so the tests run it for real against `monitor.testing.notify.FakeSlack`.
 
 Two of its defaults are switched off on purpose:
 - retry handlers: `slack_sdk.http_retry` handlers sleep inside the call (its default list retries connection

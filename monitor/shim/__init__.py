@@ -14,8 +14,8 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from monitor.config import ShimConfig, load_shim_config, warn_lifecycle
-from monitor.metrics import ShimMetrics
 from monitor.shim import wrappers
+from monitor.shim.metrics import ShimMetrics
 from monitor.shim.recorder import Recorder
 
 SUPPORTED_GENAI = (3, 4)  # google-genai >= 3.0, < 4

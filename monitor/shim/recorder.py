@@ -17,11 +17,11 @@ from monitor import labels
 from monitor._safety import report_internal_error
 from monitor.catalog import SERVICE_TIERS
 from monitor.config import ShimConfig
-from monitor.metrics import ShimMetrics
 from monitor.shim import semconv
 from monitor.shim.lifecycle import ModelWatch
+from monitor.shim.metrics import ShimMetrics
 from monitor.shim.request_info import RequestInfo, read_request
-from monitor.shim_metrics import GenerationNotes
+from monitor.shim.sinks import GenerationNotes
 from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
 from monitor.taxonomy.limits import QuotaLimitWatch
 
@@ -76,7 +76,7 @@ class Recorder:
         self._limits = QuotaLimitWatch()
 
     def _count_internal(self, component: str) -> None:
-        self._metrics.internal_errors.labels(component).inc()
+        self._metrics.internal_errors.count(component)
 
     def _internal_error(self, component: str, error: Exception) -> None:
         # try/except rather than `with guarded(...)` on the hot path: same guarantee, fewer calls.

@@ -19,12 +19,12 @@ __all__ = [
     "FixedProfile",
     "HourlyProfile",
     "MixProfile",
-    "Outcome",
     "Phase",
     "Profile",
     "ScenarioProfile",
     "SequenceProfile",
     "SimConfig",
+    "SimOutcome",
     "Simulator",
     "SimulatorServer",
     "build_response",
@@ -47,7 +47,7 @@ _EXPORTS = {
     "FixedProfile": "monitor.simulator.profiles",
     "HourlyProfile": "monitor.simulator.profiles",
     "MixProfile": "monitor.simulator.profiles",
-    "Outcome": "monitor.simulator.outcomes",
+    "SimOutcome": "monitor.simulator.outcomes",
     "Phase": "monitor.simulator.profiles",
     "Profile": "monitor.simulator.profiles",
     "ScenarioProfile": "monitor.simulator.profiles",
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from monitor.simulator.errors import ErrorReply, error_reply
     from monitor.simulator.handler import OVERRIDE_HEADER
     from monitor.simulator.images import noise_png, png_of_about, png_size, solid_png
-    from monitor.simulator.outcomes import HTTP_200_OUTCOMES, OUTCOMES, Outcome
+    from monitor.simulator.outcomes import HTTP_200_OUTCOMES, OUTCOMES, SimOutcome
     from monitor.simulator.profiles import (
         Draw,
         FixedProfile,

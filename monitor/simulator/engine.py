@@ -19,7 +19,7 @@ from typing import Any
 from monitor.catalog import ModelCatalog
 from monitor.simulator.images import jpeg_of_about, png_of_about, solid_png
 from monitor.simulator.models import SimModels
-from monitor.simulator.outcomes import Outcome
+from monitor.simulator.outcomes import SimOutcome
 from monitor.simulator.profiles import Draw, Profile, match_model
 from monitor.simulator.responses import GenerateRequest, Media
 
@@ -155,7 +155,7 @@ class Simulator:
             self._counts["rejected"][reason] += 1
             self._counts["by_status"][str(status)] += 1
 
-    def decide(self, model: str, forced: Outcome | None = None) -> Outcome:
+    def decide(self, model: str, forced: SimOutcome | None = None) -> SimOutcome:
         """The outcome of the next request; a forced one (override header) does not consume a profile draw."""
         with self._lock:
             if forced is None:
@@ -166,12 +166,12 @@ class Simulator:
             self._counts["by_outcome"][forced.value] += 1
             return forced
 
-    def delay(self, model: str, outcome: Outcome) -> float:
+    def delay(self, model: str, outcome: SimOutcome) -> float:
         """Seconds to wait before answering: the model's base latency with seeded jitter, plus `slow`."""
         base = self.config.base_latency(model, self.models.line(model))
         with self._lock:
             jitter = self._rng.uniform(-1, 1) * self.config.latency_jitter if base else 0.0
-        extra = self.config.slow_seconds if outcome is Outcome.SLOW else 0.0
+        extra = self.config.slow_seconds if outcome is SimOutcome.SLOW else 0.0
         return max(0.0, base * (1 + jitter)) + extra
 
     def served(self, status: int | str) -> None:

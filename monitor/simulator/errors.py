@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from monitor.simulator.outcomes import Outcome
+from monitor.simulator.outcomes import SimOutcome
 
 JSON_TYPE: Final = "application/json; charset=UTF-8"
 HTML_TYPE: Final = "text/html; charset=UTF-8"
@@ -149,30 +149,30 @@ def _legacy_rate_limit(model: str) -> ErrorReply:
     return _reply(429, "RESOURCE_EXHAUSTED", message, details)
 
 
-def error_reply(outcome: Outcome, model: str, retry_delay: str = "36s") -> ErrorReply:
+def error_reply(outcome: SimOutcome, model: str, retry_delay: str = "36s") -> ErrorReply:
     """The reply for an HTTP-error outcome; ValueError for outcomes that are not errors (ok, blocks, reset)."""
     match outcome:
-        case Outcome.OVERLOADED | Outcome.STREAM_ERROR:
+        case SimOutcome.OVERLOADED | SimOutcome.STREAM_ERROR:
             debug = [{"@type": _TYPE + "DebugInfo", "detail": "backend_error"}]
             return _reply(503, "UNAVAILABLE", OVERLOADED_MESSAGE, debug)
-        case Outcome.SERVER_ERROR:
+        case SimOutcome.SERVER_ERROR:
             return _reply(500, "INTERNAL", INTERNAL_MESSAGE)
-        case Outcome.BAD_GATEWAY:
+        case SimOutcome.BAD_GATEWAY:
             return ErrorReply(502, HTML_TYPE, BAD_GATEWAY_HTML.encode())
-        case Outcome.BAD_GATEWAY_JSON:
+        case SimOutcome.BAD_GATEWAY_JSON:
             # No google.rpc.Code exists for 502; a gateway that speaks JSON invents one. "BAD_GATEWAY" is
             # deliberately not a canonical status, so classifiers must key on HTTP 502, not on the status text.
             return _reply(502, "BAD_GATEWAY", "Bad Gateway: the upstream server returned an invalid response.")
-        case Outcome.DEADLINE_EXCEEDED:
+        case SimOutcome.DEADLINE_EXCEEDED:
             return _reply(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")
-        case Outcome.RATE_LIMITED:
+        case SimOutcome.RATE_LIMITED:
             return _reply(
                 429,
                 "RESOURCE_EXHAUSTED",
                 _quota_message(model, per_day=False, retry_delay=retry_delay),
                 _quota_details(model, per_day=False, retry_delay=retry_delay),
             )
-        case Outcome.TIER_DROPPED:
+        case SimOutcome.TIER_DROPPED:
             low = DROPPED_MINUTE_LIMIT
             return _reply(
                 429,
@@ -180,13 +180,13 @@ def error_reply(outcome: Outcome, model: str, retry_delay: str = "36s") -> Error
                 _quota_message(model, per_day=False, retry_delay=retry_delay, limit=low),
                 _quota_details(model, per_day=False, retry_delay=retry_delay, limit=low),
             )
-        case Outcome.SPEND_CAP:
+        case SimOutcome.SPEND_CAP:
             return _reply(429, "RESOURCE_EXHAUSTED", SPEND_CAP_MESSAGE)
-        case Outcome.PREPAID_DEPLETED:
+        case SimOutcome.PREPAID_DEPLETED:
             return _reply(429, "RESOURCE_EXHAUSTED", PREPAID_MESSAGE)
-        case Outcome.HIGH_DEMAND:
+        case SimOutcome.HIGH_DEMAND:
             return _reply(503, "UNAVAILABLE", HIGH_DEMAND_MESSAGE)
-        case Outcome.CAPACITY_EXHAUSTED:
+        case SimOutcome.CAPACITY_EXHAUSTED:
             info = {
                 "@type": _TYPE + "ErrorInfo",
                 "reason": "MODEL_CAPACITY_EXHAUSTED",
@@ -194,26 +194,26 @@ def error_reply(outcome: Outcome, model: str, retry_delay: str = "36s") -> Error
                 "metadata": {"model": model},
             }
             return _reply(503, "UNAVAILABLE", f"No capacity available for model {model} on the server", [info])
-        case Outcome.RATE_LIMITED_LEGACY:
+        case SimOutcome.RATE_LIMITED_LEGACY:
             return _legacy_rate_limit(model)
-        case Outcome.RATE_LIMITED_NO_DETAILS:
+        case SimOutcome.RATE_LIMITED_NO_DETAILS:
             return _reply(429, "RESOURCE_EXHAUSTED", VERTEX_429_MESSAGE)
-        case Outcome.QUOTA_EXHAUSTED:
+        case SimOutcome.QUOTA_EXHAUSTED:
             return _reply(
                 429,
                 "RESOURCE_EXHAUSTED",
                 _quota_message(model, per_day=True, retry_delay=DAILY_RETRY_DELAY),
                 _quota_details(model, per_day=True, retry_delay=DAILY_RETRY_DELAY),
             )
-        case Outcome.INVALID_ARGUMENT:
+        case SimOutcome.INVALID_ARGUMENT:
             return _reply(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
-        case Outcome.FAILED_PRECONDITION:
+        case SimOutcome.FAILED_PRECONDITION:
             return _reply(400, "FAILED_PRECONDITION", "User location is not supported for the API use.")
-        case Outcome.PERMISSION_DENIED:
+        case SimOutcome.PERMISSION_DENIED:
             return _reply(403, "PERMISSION_DENIED", "The caller does not have permission")
-        case Outcome.NOT_FOUND:
+        case SimOutcome.NOT_FOUND:
             return _reply(404, "NOT_FOUND", "Requested entity was not found.")
-        case Outcome.MISSING_THOUGHT_SIGNATURE:
+        case SimOutcome.MISSING_THOUGHT_SIGNATURE:
             message = (
                 "Image part is missing a thought_signature in content position 2, part position 1. "
                 "Additional data, see https://ai.google.dev/gemini-api/docs/thought-signatures"

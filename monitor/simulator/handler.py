@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from monitor.simulator import errors
 from monitor.simulator.engine import Simulator
 from monitor.simulator.errors import ErrorReply
-from monitor.simulator.outcomes import HTTP_200_OUTCOMES, Outcome, to_outcome
+from monitor.simulator.outcomes import HTTP_200_OUTCOMES, SimOutcome, to_outcome
 from monitor.simulator.responses import applied_tier, build_response, parse_request, sse_chunks, stream_error_chunks
 from monitor.simulator.specs import parse_profile
 from monitor.taxonomy.content import SERVICE_TIER_HEADER
@@ -34,7 +34,7 @@ _SECRET_QUERY: Final = re.compile(r"(?i)\b(key|access_token)=[^&\s]*")
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class GenerateCall:
     """A recognised generate call."""
 
     model: str
@@ -42,11 +42,11 @@ class Route:
     vertex: bool
 
 
-def match_generate(path: str) -> Route | None:
+def match_generate(path: str) -> GenerateCall | None:
     for pattern, vertex in ((_GEMINI_PATH, False), (_VERTEX_PATH, True)):
         found = pattern.match(path)
         if found and found.group(2) in _METHODS:
-            return Route(found.group(1), found.group(2) == "streamGenerateContent", vertex)
+            return GenerateCall(found.group(1), found.group(2) == "streamGenerateContent", vertex)
     return None
 
 
@@ -194,7 +194,7 @@ class SimHandler(BaseHTTPRequestHandler):
             or (bearer.lower().startswith("bearer ") and bearer[7:].strip())
         )
 
-    def _generate(self, route: Route) -> None:
+    def _generate(self, route: GenerateCall) -> None:
         body = self._read_body()
         sim = self.sim
         sim.admit(route.model, stream=route.stream, api="vertex" if route.vertex else "gemini")
@@ -220,7 +220,7 @@ class SimHandler(BaseHTTPRequestHandler):
                 rejection = ("malformed", errors.malformed_reply(f"{exc.msg} at line {exc.lineno} column {exc.colno}."))
             except ValueError as exc:
                 rejection = ("invalid", errors.invalid_request_reply(str(exc)))
-        forced: Outcome | None = None
+        forced: SimOutcome | None = None
         override = self.headers.get(OVERRIDE_HEADER)
         if rejection is None and override and sim.config.allow_override_header:
             try:
@@ -233,23 +233,23 @@ class SimHandler(BaseHTTPRequestHandler):
             return
 
         if forced is None and sim.config.require_thought_signatures and req.unsigned_model_images:
-            forced = Outcome.MISSING_THOUGHT_SIGNATURE
+            forced = SimOutcome.MISSING_THOUGHT_SIGNATURE
         outcome = sim.decide(served, forced)  # the model that answers: a rerouted ID gets its successor's weather
         delay = sim.delay(served, outcome)
-        if outcome is Outcome.RESET:
+        if outcome is SimOutcome.RESET:
             self._wait(delay)
             sim.served("reset")
             self._reset_connection()
-        elif outcome in HTTP_200_OUTCOMES or (outcome is Outcome.STREAM_ERROR and route.stream):
+        elif outcome in HTTP_200_OUTCOMES or (outcome is SimOutcome.STREAM_ERROR and route.stream):
             media = sim.media(req)
-            response = build_response(Outcome.OK if outcome is Outcome.STREAM_ERROR else outcome, req, media)
+            response = build_response(SimOutcome.OK if outcome is SimOutcome.STREAM_ERROR else outcome, req, media)
             if not route.stream:
                 self._wait(delay)
                 sim.served(200)
                 # The applied tier: in this header on non-streaming responses only (usageMetadata has it always).
                 self._send_json(200, response, {SERVICE_TIER_HEADER: applied_tier(outcome, req)})
                 return
-            chunks = stream_error_chunks(response) if outcome is Outcome.STREAM_ERROR else sse_chunks(response)
+            chunks = stream_error_chunks(response) if outcome is SimOutcome.STREAM_ERROR else sse_chunks(response)
             sim.served(200)
             if parse_qs(urlsplit(self.path).query).get("alt") == ["sse"]:
                 self._send_sse(chunks, delay)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Final
 
 
-class Outcome(StrEnum):
+class SimOutcome(StrEnum):
     """What the simulator does with one request; the value is the wire name used in specs and headers."""
 
     OK = "ok"
@@ -49,31 +49,31 @@ class Outcome(StrEnum):
     TIER_DOWNGRADED = "tier_downgraded"  # 200, served at the standard tier whatever was requested
 
 
-OUTCOMES: Final[tuple[str, ...]] = tuple(o.value for o in Outcome)
+OUTCOMES: Final[tuple[str, ...]] = tuple(o.value for o in SimOutcome)
 
 # Outcomes answered with HTTP 200 and a GenerateContentResponse body (the rest are HTTP errors or a reset).
-HTTP_200_OUTCOMES: Final[frozenset[Outcome]] = frozenset(
+HTTP_200_OUTCOMES: Final[frozenset[SimOutcome]] = frozenset(
     {
-        Outcome.OK,
-        Outcome.SLOW,
-        Outcome.SAFETY_BLOCK,
-        Outcome.PROMPT_BLOCK,
-        Outcome.POLICY_BLOCK,
-        Outcome.PROMPT_POLICY_BLOCK,
-        Outcome.RECITATION,
-        Outcome.NO_IMAGE,
-        Outcome.NO_IMAGE_STOP,
-        Outcome.THOUGHT_ONLY,
-        Outcome.UNKNOWN_FINISH,
-        Outcome.IMAGE_OTHER,
-        Outcome.TIER_DOWNGRADED,
+        SimOutcome.OK,
+        SimOutcome.SLOW,
+        SimOutcome.SAFETY_BLOCK,
+        SimOutcome.PROMPT_BLOCK,
+        SimOutcome.POLICY_BLOCK,
+        SimOutcome.PROMPT_POLICY_BLOCK,
+        SimOutcome.RECITATION,
+        SimOutcome.NO_IMAGE,
+        SimOutcome.NO_IMAGE_STOP,
+        SimOutcome.THOUGHT_ONLY,
+        SimOutcome.UNKNOWN_FINISH,
+        SimOutcome.IMAGE_OTHER,
+        SimOutcome.TIER_DOWNGRADED,
     }
 )
 
 
-def to_outcome(name: str, where: str = "outcome") -> Outcome:
+def to_outcome(name: str, where: str = "outcome") -> SimOutcome:
     """Parse a wire name, or raise ValueError naming `where` and listing the valid names."""
     try:
-        return Outcome(name)
+        return SimOutcome(name)
     except ValueError:
         raise ValueError(f"{where}: unknown outcome {name!r}; valid outcomes: {', '.join(OUTCOMES)}") from None

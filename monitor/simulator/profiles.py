@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from monitor.simulator.models import SimModels
-from monitor.simulator.outcomes import Outcome
+from monitor.simulator.outcomes import SimOutcome
 
 # Share of requests that get a 503 by UTC hour, as a level between the off-peak floor (0) and the peak (1).
 # Shape from the article (gemini-api.md §9): 10-14 UTC peak, 00-06 UTC quiet, US 15-22 UTC elevated.
@@ -43,14 +43,14 @@ def uniform(seed: int, n: int) -> float:
     return random.Random(f"nbmon-sim:{seed}:{n}").random()
 
 
-def weighted(weights: Mapping[Outcome, float], u: float) -> Outcome:
+def weighted(weights: Mapping[SimOutcome, float], u: float) -> SimOutcome:
     """The outcome whose cumulative weight band contains u; the leftover probability is `ok`."""
     total = 0.0
     for outcome, weight in weights.items():
         total += weight
         if u < total:
             return outcome
-    return Outcome.OK
+    return SimOutcome.OK
 
 
 def match_model(table: Mapping[str, Any], model: str, line: str | None = None) -> str | None:
@@ -65,7 +65,7 @@ def match_model(table: Mapping[str, Any], model: str, line: str | None = None) -
     return line if line is not None and line in table else None
 
 
-def _fmt_weights(weights: Mapping[Outcome, float]) -> str:
+def _fmt_weights(weights: Mapping[SimOutcome, float]) -> str:
     return ",".join(f"{o.value}={w:.2f}" for o, w in weights.items()) or "ok=1.00"
 
 
@@ -78,7 +78,7 @@ class Profile(ABC):
         self.seed = seed
 
     @abstractmethod
-    def pick(self, draw: Draw) -> Outcome: ...
+    def pick(self, draw: Draw) -> SimOutcome: ...
 
     @abstractmethod
     def spec(self) -> dict[str, Any]:
@@ -94,11 +94,11 @@ class Profile(ABC):
 class FixedProfile(Profile):
     kind = "fixed"
 
-    def __init__(self, outcome: Outcome, seed: int = 0) -> None:
+    def __init__(self, outcome: SimOutcome, seed: int = 0) -> None:
         super().__init__(seed)
         self.outcome = outcome
 
-    def pick(self, draw: Draw) -> Outcome:
+    def pick(self, draw: Draw) -> SimOutcome:
         return self.outcome
 
     def spec(self) -> dict[str, Any]:
@@ -113,12 +113,12 @@ class SequenceProfile(Profile):
 
     kind = "sequence"
 
-    def __init__(self, outcomes: Sequence[Outcome], then: Outcome = Outcome.OK, seed: int = 0) -> None:
+    def __init__(self, outcomes: Sequence[SimOutcome], then: SimOutcome = SimOutcome.OK, seed: int = 0) -> None:
         super().__init__(seed)
         self.outcomes = tuple(outcomes)
         self.then = then
 
-    def pick(self, draw: Draw) -> Outcome:
+    def pick(self, draw: Draw) -> SimOutcome:
         return self.outcomes[draw.n] if draw.n < len(self.outcomes) else self.then
 
     def spec(self) -> dict[str, Any]:
@@ -140,19 +140,19 @@ class MixProfile(Profile):
 
     def __init__(
         self,
-        weights: Mapping[Outcome, float],
-        models: Mapping[str, Mapping[Outcome, float]] | None = None,
+        weights: Mapping[SimOutcome, float],
+        models: Mapping[str, Mapping[SimOutcome, float]] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(seed)
         self.weights = dict(weights)
         self.models = {name: dict(w) for name, w in (models or {}).items()}
 
-    def weights_for(self, model: str, line: str | None = None) -> dict[Outcome, float]:
+    def weights_for(self, model: str, line: str | None = None) -> dict[SimOutcome, float]:
         key = match_model(self.models, model, line)
         return self.models[key] if key is not None else self.weights
 
-    def pick(self, draw: Draw) -> Outcome:
+    def pick(self, draw: Draw) -> SimOutcome:
         return weighted(self.weights_for(draw.model, draw.line), uniform(self.seed, draw.n))
 
     def spec(self) -> dict[str, Any]:
@@ -200,9 +200,9 @@ class HourlyProfile(Profile):
             start = draw.started_at.hour + draw.started_at.minute / 60 + draw.started_at.second / 3600
         return (start + draw.elapsed * self.speed / 3600) % 24
 
-    def pick(self, draw: Draw) -> Outcome:
+    def pick(self, draw: Draw) -> SimOutcome:
         u = uniform(self.seed, draw.n)
-        return Outcome.OVERLOADED if u < self.share(self.hour_at(draw), draw.model, draw.line) else Outcome.OK
+        return SimOutcome.OVERLOADED if u < self.share(self.hour_at(draw), draw.model, draw.line) else SimOutcome.OK
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -224,8 +224,8 @@ class HourlyProfile(Profile):
 class Phase:
     """One scenario step: a fixed outcome or weights, for `requests` requests or `seconds` (None = forever)."""
 
-    outcome: Outcome | None = None
-    weights: Mapping[Outcome, float] | None = None
+    outcome: SimOutcome | None = None
+    weights: Mapping[SimOutcome, float] | None = None
     requests: int | None = None
     seconds: float | None = None
 
@@ -273,7 +273,7 @@ class ScenarioProfile(Profile):
             else:  # validation guarantees a final phase without a limit; this guards hand-built profiles
                 return self._index
 
-    def pick(self, draw: Draw) -> Outcome:
+    def pick(self, draw: Draw) -> SimOutcome:
         phase = self.phases[self.phase_at(draw.n, draw.elapsed)]
         if phase.outcome is not None:
             return phase.outcome

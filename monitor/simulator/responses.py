@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from monitor.simulator.errors import stream_error_event
-from monitor.simulator.outcomes import Outcome
+from monitor.simulator.outcomes import SimOutcome
 
 THOUGHT_TEXT: Final = (
     "**Composing the scene**\n\nI'm planning the layout: subject centred, soft daylight from the left, "
@@ -178,12 +178,12 @@ def _body(
     return body
 
 
-def applied_tier(outcome: Outcome, req: GenerateRequest) -> str:
+def applied_tier(outcome: SimOutcome, req: GenerateRequest) -> str:
     """The service tier a response is served at: what was asked, but standard for tier_downgraded."""
-    return "standard" if outcome is Outcome.TIER_DOWNGRADED else req.service_tier
+    return "standard" if outcome is SimOutcome.TIER_DOWNGRADED else req.service_tier
 
 
-def build_response(outcome: Outcome, req: GenerateRequest, media: Media) -> dict[str, Any]:
+def build_response(outcome: SimOutcome, req: GenerateRequest, media: Media) -> dict[str, Any]:
     """The full (non-streamed) body for an HTTP-200 outcome; ValueError for outcomes that are errors."""
     sig = base64.b64encode(media.thought_signature).decode("ascii")
     final_image = {**_image_part(media.final_image, media.final_mime), "thoughtSignature": sig}
@@ -196,41 +196,43 @@ def build_response(outcome: Outcome, req: GenerateRequest, media: Media) -> dict
     tier = applied_tier(outcome, req)
 
     match outcome:
-        case Outcome.IMAGE_OTHER:
+        case SimOutcome.IMAGE_OTHER:
             # The real shape: empty content, the explanation in finishMessage (not billed).
             usage = _usage(req, media, image=False, text_tokens=0, thoughts=True)
             cand = {"content": {}, "finishReason": "IMAGE_OTHER", "finishMessage": IMAGE_OTHER_MESSAGE, "index": 0}
             return _body(req, media, cand, usage, tier)
-        case Outcome.OK | Outcome.SLOW | Outcome.UNKNOWN_FINISH | Outcome.TIER_DOWNGRADED if req.wants_image:
+        case SimOutcome.OK | SimOutcome.SLOW | SimOutcome.UNKNOWN_FINISH | SimOutcome.TIER_DOWNGRADED if (
+            req.wants_image
+        ):
             if req.is_pro:
                 parts = [*_thought_parts(req, media), final_image, {"text": FINAL_TEXT}]
             else:
                 parts = [{"text": FINAL_TEXT}, final_image]
-            finish = UNKNOWN_FINISH_REASON if outcome is Outcome.UNKNOWN_FINISH else "STOP"
+            finish = UNKNOWN_FINISH_REASON if outcome is SimOutcome.UNKNOWN_FINISH else "STOP"
             usage = _usage(req, media, image=True, text_tokens=0, thoughts=True)
             return _body(req, media, candidate(parts, finish), usage, tier)
-        case Outcome.OK | Outcome.SLOW | Outcome.UNKNOWN_FINISH | Outcome.TIER_DOWNGRADED:
-            finish = UNKNOWN_FINISH_REASON if outcome is Outcome.UNKNOWN_FINISH else "STOP"
+        case SimOutcome.OK | SimOutcome.SLOW | SimOutcome.UNKNOWN_FINISH | SimOutcome.TIER_DOWNGRADED:
+            finish = UNKNOWN_FINISH_REASON if outcome is SimOutcome.UNKNOWN_FINISH else "STOP"
             usage = _usage(req, media, image=False, text_tokens=len(TEXT_ONLY_TEXT) // 4, thoughts=False)
             return _body(req, media, candidate([{"text": TEXT_ONLY_TEXT}], finish), usage, tier)
-        case Outcome.SAFETY_BLOCK | Outcome.POLICY_BLOCK | Outcome.RECITATION:
+        case SimOutcome.SAFETY_BLOCK | SimOutcome.POLICY_BLOCK | SimOutcome.RECITATION:
             finish = {
-                Outcome.SAFETY_BLOCK: "IMAGE_SAFETY",
-                Outcome.POLICY_BLOCK: "IMAGE_PROHIBITED_CONTENT",
-                Outcome.RECITATION: "IMAGE_RECITATION",
+                SimOutcome.SAFETY_BLOCK: "IMAGE_SAFETY",
+                SimOutcome.POLICY_BLOCK: "IMAGE_PROHIBITED_CONTENT",
+                SimOutcome.RECITATION: "IMAGE_RECITATION",
             }[outcome]
-            ratings = [dict(_BLOCKED_RATING)] if outcome is Outcome.SAFETY_BLOCK else []
+            ratings = [dict(_BLOCKED_RATING)] if outcome is SimOutcome.SAFETY_BLOCK else []
             usage = _usage(req, media, image=False, text_tokens=0, thoughts=True)
             return _body(req, media, candidate(None, finish, safetyRatings=ratings), usage, tier)
-        case Outcome.PROMPT_BLOCK | Outcome.PROMPT_POLICY_BLOCK:
-            reason = "SAFETY" if outcome is Outcome.PROMPT_BLOCK else "PROHIBITED_CONTENT"
+        case SimOutcome.PROMPT_BLOCK | SimOutcome.PROMPT_POLICY_BLOCK:
+            reason = "SAFETY" if outcome is SimOutcome.PROMPT_BLOCK else "PROHIBITED_CONTENT"
             body = _body(req, media, None, _usage(req, media, image=False, text_tokens=0, thoughts=False), tier)
             return {"promptFeedback": {"blockReason": reason, "safetyRatings": copy.deepcopy(_PROMPT_RATINGS)}, **body}
-        case Outcome.NO_IMAGE | Outcome.NO_IMAGE_STOP:
-            finish = "NO_IMAGE" if outcome is Outcome.NO_IMAGE else "STOP"
+        case SimOutcome.NO_IMAGE | SimOutcome.NO_IMAGE_STOP:
+            finish = "NO_IMAGE" if outcome is SimOutcome.NO_IMAGE else "STOP"
             usage = _usage(req, media, image=False, text_tokens=len(NO_IMAGE_TEXT) // 4, thoughts=True)
             return _body(req, media, candidate([{"text": NO_IMAGE_TEXT}], finish), usage, tier)
-        case Outcome.THOUGHT_ONLY:
+        case SimOutcome.THOUGHT_ONLY:
             thought_images = media.thought_images or (media.final_image,)
             parts = [{"text": THOUGHT_TEXT, "thought": True}]
             parts += [_image_part(img, "image/png", thought=True) for img in thought_images]

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from monitor.simulator.outcomes import Outcome, to_outcome
+from monitor.simulator.outcomes import SimOutcome, to_outcome
 from monitor.simulator.profiles import (
     FixedProfile,
     HourlyProfile,
@@ -73,7 +73,7 @@ def _int(value: Any, where: str, *, low: int) -> int:
     return value
 
 
-def _outcome(value: Any, where: str) -> Outcome:
+def _outcome(value: Any, where: str) -> SimOutcome:
     if not isinstance(value, str):
         raise ValueError(f"{where}: must be an outcome name (string), got {value!r}")
     return to_outcome(value, where)
@@ -85,8 +85,8 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _weights(value: Any, where: str) -> dict[Outcome, float]:
-    weights: dict[Outcome, float] = {}
+def _weights(value: Any, where: str) -> dict[SimOutcome, float]:
+    weights: dict[SimOutcome, float] = {}
     for name, weight in _mapping(value, where).items():
         weights[_outcome(name, f"{where}.{name}")] = _number(weight, f"{where}.{name}", low=0, high=1)
     if sum(weights.values()) > 1 + 1e-9:
@@ -229,7 +229,7 @@ def parse_profile(spec: str | Mapping[str, Any] | Profile | None, *, seed: int |
     if isinstance(spec, Profile):
         return spec
     if spec is None:
-        return FixedProfile(Outcome.OK, seed=seed or 0)
+        return FixedProfile(SimOutcome.OK, seed=seed or 0)
     if isinstance(spec, str):
         spec = spec_from_text(spec)
     return profile_from_spec(spec, seed=seed)

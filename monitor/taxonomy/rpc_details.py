@@ -46,7 +46,7 @@ def detail_list(error: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     return [d for d in details if isinstance(d, Mapping)]
 
 
-def parse_duration(text: object) -> float | None:
+def protobuf_duration(text: object) -> float | None:
     """Seconds in a protobuf-style duration ("36s", "0.5s", "6h34m53s"), or None."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         seconds = float(text)
@@ -65,7 +65,7 @@ def parse_duration(text: object) -> float | None:
 def retry_info_delay(details: list[Mapping[str, Any]]) -> float | None:
     for detail in details:
         if detail.get("@type") == _RETRY_INFO:
-            delay = parse_duration(detail.get("retryDelay"))
+            delay = protobuf_duration(detail.get("retryDelay"))
             if delay is not None:
                 return delay
     return None

@@ -23,8 +23,8 @@ import structlog.testing
 
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
-from monitor.notify.testing import FakePagerDuty, FakeSlack
 from monitor.testing import FullDisk
+from monitor.testing.notify import FakePagerDuty, FakeSlack
 from tests.daemon.test_daemon_notify import Clock, Traffic, drain, tick
 from tests.daemon.test_daemon_process import TOKEN, AppMetrics, Process, wait_for, write_config
 

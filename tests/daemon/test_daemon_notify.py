@@ -12,8 +12,8 @@ import pytest
 
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
-from monitor.notify.testing import FakePagerDuty, FakeSlack
 from monitor.signals import Reading, Series
+from monitor.testing.notify import FakePagerDuty, FakeSlack
 
 PRO = "gemini-3-pro-image"
 OK, FAIL = Series(PRO, "200", "ok"), Series(PRO, "503", "overloaded")

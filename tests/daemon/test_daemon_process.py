@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from monitor.metrics import ShimMetrics
+from monitor.shim.metrics import ShimMetrics
 
 PRO = "gemini-3-pro-image"
 TOKEN = "test-admin-token-0123456789"

@@ -11,11 +11,11 @@ import pytest
 from monitor.clock import VirtualClock
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
-from monitor.notify.testing import FakeSlack
 from monitor.quota.fetch import QuotaFetcher
 from monitor.quota.poller import QuotaPoller
-from monitor.quota.testing import FakeMetricService, limit_series, usage_series
 from monitor.signals import Reading
+from monitor.testing.notify import FakeSlack
+from monitor.testing.quota import FakeMetricService, limit_series, usage_series
 
 NOW = datetime(2026, 3, 10, 19, 0, 30, tzinfo=UTC)  # 12:00:30 in Los Angeles
 MINUTE = NOW.replace(second=0)

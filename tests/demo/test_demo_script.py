@@ -8,7 +8,7 @@ import pytest
 
 from monitor.alerts import rules_from_mapping
 from monitor.demo.script import DEFAULT_DAY_SECONDS, FLASH, PRO, Schedule, Timing, phases
-from monitor.simulator import MixProfile, Outcome, parse_profile
+from monitor.simulator import MixProfile, SimOutcome, parse_profile
 
 
 def test_the_day_runs_from_six_to_ten_without_gaps() -> None:
@@ -23,8 +23,8 @@ def test_the_storm_hits_pro_and_spares_flash() -> None:
     storm = next(p for p in phases(0.45) if p.key == "storm")
     profile = parse_profile(storm.profile(seed=3))  # the simulator's own validation of the spec
     assert isinstance(profile, MixProfile)
-    assert profile.weights_for(PRO)[Outcome.OVERLOADED] == 0.45
-    assert profile.weights_for(FLASH).get(Outcome.OVERLOADED, 0.0) <= 0.02
+    assert profile.weights_for(PRO)[SimOutcome.OVERLOADED] == 0.45
+    assert profile.weights_for(FLASH).get(SimOutcome.OVERLOADED, 0.0) <= 0.02
     assert profile.seed == 3
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.notify.testing import FakePagerDuty, FakeReceiver, FakeSlack, Reply, pagerduty_errors
+from monitor.testing.notify import FakePagerDuty, FakeReceiver, FakeSlack, Reply, pagerduty_errors
 
 KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
 TRIGGER: dict[str, Any] = {

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from monitor.notify.base import Delivery, Event, Result
 from monitor.notify.pagerduty import PagerDutyNotifier
-from monitor.notify.testing import FakePagerDuty, sample_notification
+from monitor.testing.notify import FakePagerDuty, sample_notification
 
 KEY = "R0UT1NGKEY0123456789abcdefABCDEF"  # 32 characters, as PagerDuty's integration keys
 DEDUP = "nbmon/production/degraded-mode"

@@ -8,7 +8,7 @@ import pytest
 
 from monitor.notify import render
 from monitor.notify.base import Delivery, Result
-from monitor.notify.testing import sample_notification
+from monitor.testing.notify import sample_notification
 
 NOW = datetime(2025, 11, 27, 14, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from monitor.notify.base import Delivery, Event, Result
 from monitor.notify.slack import SlackNotifier
-from monitor.notify.testing import FakeSlack, sample_notification
+from monitor.testing.notify import FakeSlack, sample_notification
 
 
 @pytest.fixture

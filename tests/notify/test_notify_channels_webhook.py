@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from monitor.notify.base import Delivery, Notification, Result
-from monitor.notify.testing import FakeReceiver, sample_notification
 from monitor.notify.webhook import WebhookNotifier
+from monitor.testing.notify import FakeReceiver, sample_notification
 
 TOKEN = "Bearer relay-token-0123456789"
 

@@ -18,7 +18,7 @@ import pytest
 
 from monitor.quota import args as quota_args
 from monitor.quota import cli
-from monitor.quota.testing import (
+from monitor.testing.quota import (
     FREE_TIER_REQUESTS,
     GENERATE_PER_DAY,
     GENERATE_PER_MINUTE,

@@ -13,7 +13,7 @@ from monitor.clock import VirtualClock
 from monitor.quota.collector import QuotaCollector
 from monitor.quota.fetch import REASONS, QuotaFetcher
 from monitor.quota.poller import QuotaPoller
-from monitor.quota.testing import (
+from monitor.testing.quota import (
     FREE_TIER_REQUESTS,
     GENERATE_PER_DAY,
     GENERATE_PER_MINUTE,

@@ -23,7 +23,7 @@ from monitor.quota.fetch import (
 )
 from monitor.quota.model import SeriesKind
 from monitor.quota.services import VERTEX_SERVICE
-from monitor.quota.testing import (
+from monitor.testing.quota import (
     FREE_TIER_REQUESTS,
     GENERATE_PER_DAY,
     GENERATE_PER_MINUTE,

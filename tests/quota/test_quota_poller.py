@@ -30,7 +30,8 @@ from monitor.quota.poller import (
     credentials_status,
     make_client,
 )
-from monitor.quota.testing import (
+from monitor.testing import InternalErrorCollector
+from monitor.testing.quota import (
     GENERATE_PER_DAY,
     GENERATE_PER_MINUTE,
     INPUT_TOKENS,
@@ -40,7 +41,6 @@ from monitor.quota.testing import (
     no_credentials_env,
     usage_series,
 )
-from monitor.testing import InternalErrorCollector
 
 NOW = datetime(2026, 3, 8, 19, 0, 30, tzinfo=UTC)  # 12:00:30 PDT
 MINUTE = NOW.replace(second=0)

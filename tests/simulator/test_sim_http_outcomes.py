@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.simulator import HTTP_200_OUTCOMES, OUTCOMES, Outcome, SimulatorServer, png_size
+from monitor.simulator import HTTP_200_OUTCOMES, OUTCOMES, SimOutcome, SimulatorServer, png_size
 
 PRO = "gemini-3-pro-image"
 FLASH = "gemini-nano-banana-2.1"
@@ -345,6 +345,6 @@ def test_unknown_override_header_is_a_400_listing_valid_names(generate: Gen) -> 
 
 def test_override_header_can_be_disabled() -> None:
     with SimulatorServer(allow_override_header=False) as sim:
-        headers = {**KEY, "x-nbmon-sim-outcome": Outcome.OVERLOADED.value}
+        headers = {**KEY, "x-nbmon-sim-outcome": SimOutcome.OVERLOADED.value}
         resp = httpx.post(f"{sim.url}/v1beta/models/{PRO}:generateContent", json=IMAGE_REQUEST, headers=headers)
     assert resp.status_code == 200

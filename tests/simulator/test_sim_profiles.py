@@ -8,23 +8,23 @@ from typing import Any
 
 import pytest
 
-from monitor.simulator import BUILTIN_SCENARIOS, OUTCOMES, Draw, HourlyProfile, Outcome, Profile, parse_profile
+from monitor.simulator import BUILTIN_SCENARIOS, OUTCOMES, Draw, HourlyProfile, Profile, SimOutcome, parse_profile
 
 PRO = "gemini-3-pro-image"
 FLASH = "gemini-nano-banana-2.1"
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def run(profile: Profile, n: int, model: str = PRO, elapsed: float = 0.0, start: datetime = NOON) -> list[Outcome]:
+def run(profile: Profile, n: int, model: str = PRO, elapsed: float = 0.0, start: datetime = NOON) -> list[SimOutcome]:
     return [profile.pick(Draw(i, model, elapsed, start)) for i in range(n)]
 
 
 def test_mix_proportions_are_within_statistical_bounds() -> None:
     counts = Counter(run(parse_profile("mix:overloaded=0.4,rate_limited=0.05"), 2000))
     # Binomial sd at n=2000: ~11 for p=0.4, ~4.9 for p=0.05; allow about four sd.
-    assert 800 - 45 <= counts[Outcome.OVERLOADED] <= 800 + 45
-    assert 100 - 20 <= counts[Outcome.RATE_LIMITED] <= 100 + 20
-    assert counts[Outcome.OK] == 2000 - counts[Outcome.OVERLOADED] - counts[Outcome.RATE_LIMITED]
+    assert 800 - 45 <= counts[SimOutcome.OVERLOADED] <= 800 + 45
+    assert 100 - 20 <= counts[SimOutcome.RATE_LIMITED] <= 100 + 20
+    assert counts[SimOutcome.OK] == 2000 - counts[SimOutcome.OVERLOADED] - counts[SimOutcome.RATE_LIMITED]
 
 
 def test_same_seed_same_sequence_and_other_seed_differs() -> None:
@@ -43,8 +43,8 @@ def test_seed_argument_is_the_default_for_specs_without_one() -> None:
 
 def test_mix_per_model_weights() -> None:
     profile = parse_profile({"kind": "mix", "weights": {"overloaded": 1.0}, "models": {"flash": {"rate_limited": 1.0}}})
-    assert set(run(profile, 20, model=FLASH)) == {Outcome.RATE_LIMITED}
-    assert set(run(profile, 20, model=PRO)) == {Outcome.OVERLOADED}
+    assert set(run(profile, 20, model=FLASH)) == {SimOutcome.RATE_LIMITED}
+    assert set(run(profile, 20, model=PRO)) == {SimOutcome.OVERLOADED}
 
 
 def test_hourly_curve_peaks_at_noon_utc_and_is_quiet_at_3() -> None:
@@ -58,8 +58,8 @@ def test_hourly_curve_peaks_at_noon_utc_and_is_quiet_at_3() -> None:
 
 def test_hourly_draws_follow_the_wall_clock_hour() -> None:
     profile = parse_profile("hourly")
-    at_noon = Counter(run(profile, 2000, start=NOON))[Outcome.OVERLOADED]
-    at_three = Counter(run(profile, 2000, start=NOON.replace(hour=3)))[Outcome.OVERLOADED]
+    at_noon = Counter(run(profile, 2000, start=NOON))[SimOutcome.OVERLOADED]
+    at_three = Counter(run(profile, 2000, start=NOON.replace(hour=3)))[SimOutcome.OVERLOADED]
     assert 900 - 90 <= at_noon <= 900 + 90
     assert 160 - 50 <= at_three <= 160 + 50
 
@@ -99,7 +99,7 @@ def test_scenario_advances_by_fake_clock_and_can_loop() -> None:
     picks = [profile.pick(Draw(i, PRO, t, NOON)).value for i, t in enumerate(times)]
     assert picks == ["ok", "ok", "overloaded", "overloaded", "ok", "ok", "overloaded", "ok"]
     profile.reset()
-    assert profile.pick(Draw(0, PRO, 0, NOON)) is Outcome.OK
+    assert profile.pick(Draw(0, PRO, 0, NOON)) is SimOutcome.OK
 
 
 def test_builtin_scenarios() -> None:
@@ -117,15 +117,15 @@ def test_builtin_scenarios() -> None:
         "safety_block", "prompt_block", "policy_block", "recitation", "no_image", "no_image_stop", "safety_block"
     ]  # fmt: skip
     quota = run(parse_profile("scenario:daily_quota"), 40)
-    assert set(quota[:25]) == {Outcome.OK} and set(quota[25:]) == {Outcome.QUOTA_EXHAUSTED}
+    assert set(quota[:25]) == {SimOutcome.OK} and set(quota[25:]) == {SimOutcome.QUOTA_EXHAUSTED}
     outage = parse_profile("scenario:outage")
     assert [outage.pick(Draw(i, PRO, t, NOON)) for i, t in enumerate([1, 30, 500])] == [
-        Outcome.OK, Outcome.OVERLOADED, Outcome.OK
+        SimOutcome.OK, SimOutcome.OVERLOADED, SimOutcome.OK
     ]  # fmt: skip
 
 
 def test_fixed_and_sequence() -> None:
-    assert set(run(parse_profile("fixed:safety_block"), 5)) == {Outcome.SAFETY_BLOCK}
+    assert set(run(parse_profile("fixed:safety_block"), 5)) == {SimOutcome.SAFETY_BLOCK}
     sequence = parse_profile("sequence:overloaded,overloaded,ok,then=rate_limited")
     assert [o.value for o in run(sequence, 5)] == ["overloaded", "overloaded", "ok", "rate_limited", "rate_limited"]
 

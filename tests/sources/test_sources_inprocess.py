@@ -9,7 +9,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from structlog.testing import capture_logs
 
-from monitor.metrics import ShimMetrics
+from monitor.shim.metrics import ShimMetrics
 from monitor.signals import CounterSource, Series
 from monitor.sources import InProcessSource
 

@@ -18,7 +18,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from structlog.testing import capture_logs
 
-from monitor.metrics import ShimMetrics
+from monitor.shim.metrics import ShimMetrics
 from monitor.signals import CounterSource, Series
 from monitor.sources import (
     ACCEPT,
