@@ -62,6 +62,7 @@ bench: $(STAMP) $(OTEL_STAMP)
 	$(BIN)/python bench/bench_instructions.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_soak.py
+	$(BIN)/python bench/bench_http.py
 	$(OTEL_VENV)/bin/python bench/bench_otel_genai.py
 
 clean:

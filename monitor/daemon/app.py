@@ -25,10 +25,10 @@ from monitor.catalog import ModelInfoCollector
 from monitor.config import warn_lifecycle
 from monitor.daemon.alertmanager import AlertTracker, parse_payload
 from monitor.daemon.config import DaemonConfig, positive_seconds
-from monitor.daemon.http import DaemonServer, Reply
+from monitor.daemon.http import DaemonServer
 from monitor.daemon.metrics import DaemonMetrics
 from monitor.daemon.persistence import PersistenceHealth
-from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, evaluate_bulk, evaluate_flag
+from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models
 from monitor.labels import OTHER, BoundedLabel
 from monitor.logs import redact_text, register_secret
 from monitor.notify import Dispatcher, Outbox
@@ -572,14 +572,6 @@ class Daemon:
             ],
             "state": self.store.snapshot(),
         }
-
-    def ofrep_flag(self, key: str, body: bytes) -> Reply:
-        response = evaluate_flag(key, body, self.store.effective(), self.models)
-        return response.status, response.headers, response.content()
-
-    def ofrep_bulk(self, body: bytes, if_none_match: str | None) -> Reply:
-        response = evaluate_bulk(body, if_none_match, self.store.effective(), self.models)
-        return response.status, response.headers, response.content()
 
     def set_override(self, request: dict[str, Any]) -> dict[str, Any]:
         with self._lock:

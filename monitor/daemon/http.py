@@ -1,24 +1,52 @@
 """The daemon's HTTP API on one port: /metrics, /healthz, /readyz, /v1/state, OFREP, and the admin API.
 
-Read endpoints need no credentials; the admin API (overrides) needs the bearer token. Malformed requests
-get a 4xx with a reason and change nothing. Standard library server: the traffic is a sidecar's
-(an app polling a flag every few seconds, Prometheus scraping), and it keeps the image small.
+Read endpoints need no credentials; the admin API (overrides, Alertmanager) needs the bearer token. Malformed
+requests get a 4xx with a reason in JSON and change nothing. aiohttp serves it from one event loop in one
+background thread (no thread per connection), with everything bounded: the listen backlog, the connections,
+the time and size of a request head and body, and the threads that call into the daemon (see `HttpLimits`).
+Routes are in `http_routes`, the connection guards in `http_conn`.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
+import asyncio
+import contextlib
+import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from monitor.logs import redact_text
+from aiohttp import web
+
+from monitor.daemon.http_conn import ConnectionGuard
+from monitor.daemon.http_routes import build_app
+from monitor.flagstate import Decision, Models
 
 MAX_BODY = 1024 * 1024  # an Alertmanager group can carry many alerts
-OFREP_PREFIX = "/ofrep/v1/evaluate/flags"
-Reply = tuple[int, dict[str, str], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Every bound of the server; tests shorten the timeouts."""
+
+    backlog: int = 1024  # the kernel caps it at net.core.somaxconn; 5 (the old server) overflowed at 100 clients
+    max_connections: int = 512  # an fd each, well under a container's 1024; beyond: close the oldest idle, else 503
+    keepalive_timeout: float = 30.0  # idle keep-alive connections are closed after this
+    header_timeout: float = 10.0  # a request head must be complete this long after its first byte (slowloris)
+    body_timeout: float = 10.0  # and its body this long after the handler starts reading it
+    max_head_bytes: int = 16 * 1024  # request line and headers together
+    max_line: int = 8190  # the request line, and each header line
+    max_field: int = 8190
+    max_headers: int = 100  # as the standard library's server allowed
+    max_body: int = MAX_BODY
+    workers: int = 4  # DaemonAPI calls queue on one lock anyway; 4 keep /metrics and /readyz going meanwhile
+    shutdown_timeout: float = 0.5  # for requests in flight at stop (aiohttp may wait it twice): SIGTERM has 5 s
+
+
+class FlagDecisions(Protocol):
+    def effective(self) -> Decision: ...  # lock-free: the current immutable state
 
 
 class DaemonAPI(Protocol):
@@ -26,177 +54,128 @@ class DaemonAPI(Protocol):
 
     admin_token: str | None
 
+    @property
+    def models(self) -> Models: ...
+    @property
+    def store(self) -> FlagDecisions: ...  # OFREP reads the decision here and evaluates it with ofrep.dispatch
     def metrics_exposition(self) -> tuple[bytes, str]: ...  # (body, content type)
     def ready(self) -> tuple[bool, list[str]]: ...
     def readiness_notes(self) -> list[str]: ...  # informational (e.g. quota polling disabled), never "not ready"
     def state(self) -> dict[str, Any]: ...
-    def ofrep_flag(self, key: str, body: bytes) -> Reply: ...
-    def ofrep_bulk(self, body: bytes, if_none_match: str | None) -> Reply: ...
     def set_override(self, request: dict[str, Any]) -> dict[str, Any]: ...  # ValueError -> 400
     def clear_override(self) -> dict[str, Any]: ...
     def alertmanager(self, payload: Any) -> dict[str, Any]: ...  # PayloadError (a ValueError) -> 400
 
 
-def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
-    return status, {"content-type": "application/json", **(headers or {})}, json.dumps(body, default=str).encode()
-
-
-def _error(status: int, message: str) -> Reply:
-    return json_reply(status, {"error": message})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    api: DaemonAPI
-    on_error: Callable[[str, Exception], None]
-    server_version = "nbmon"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # request logs would repeat every flag poll; metrics count what matters
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            reply = self._route("GET" if method == "HEAD" else method, self.path.split("?", 1)[0])
-        except Exception as exc:  # noqa: BLE001 - one bad request never takes the daemon down
-            self.on_error(self.path, exc)
-            reply = _error(500, "internal error")
-        status, headers, body = reply
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        if method != "HEAD" and body:
-            self.wfile.write(body)
-
-    def _body(self) -> bytes | None:
-        length = self.headers.get("content-length")
-        if length is None:
-            return b""
-        try:
-            size = int(length)
-        except ValueError:
-            return None
-        if size < 0 or size > MAX_BODY:
-            return None
-        return self.rfile.read(size)
-
-    def _route(self, method: str, path: str) -> Reply:
-        api = self.api
-        if path == "/metrics" and method == "GET":
-            body, content_type = api.metrics_exposition()
-            return 200, {"content-type": content_type}, body
-        if path == "/healthz" and method == "GET":
-            return json_reply(200, {"status": "ok"})
-        if path == "/readyz" and method == "GET":
-            ok, reasons = api.ready()
-            return json_reply(200 if ok else 503, {"ready": ok, "reasons": reasons, "notes": api.readiness_notes()})
-        if path == "/v1/state" and method == "GET":
-            return json_reply(200, api.state())
-        if path.startswith(OFREP_PREFIX):
-            if method != "POST":
-                return _error(405, "OFREP evaluation is POST")
-            payload = self._body()
-            if payload is None:
-                return _error(413, f"body missing a valid content-length or over {MAX_BODY} bytes")
-            if path in (OFREP_PREFIX, OFREP_PREFIX + "/"):
-                return api.ofrep_bulk(payload, self.headers.get("if-none-match"))
-            key = path[len(OFREP_PREFIX) + 1 :]
-            return api.ofrep_flag(key, payload)
-        if path == "/v1/override":
-            return self._admin(method)
-        if path == "/v1/alertmanager":
-            return self._alertmanager(method)
-        return _error(404, f"no such endpoint: {redact_text(path)[:200]}")
-
-    def _check_token(self) -> Reply | None:
-        token = self.api.admin_token
-        if token is None:
-            return _error(403, "the admin API is disabled: set NBMON_ADMIN_TOKEN (or admin.token_file)")
-        sent = self.headers.get("authorization", "")
-        scheme, _, credentials = sent.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), token.encode()):
-            return json_reply(401, {"error": "a valid bearer token is required"}, {"www-authenticate": "Bearer"})
-        return None
-
-    def _alertmanager(self, method: str) -> Reply:
-        if method != "POST":
-            return _error(405, "Alertmanager posts its webhook: use POST")
-        denied = self._check_token()
-        if denied is not None:
-            return denied
-        body = self._body()
-        if body is None:
-            return _error(413, f"body missing a valid content-length or over {MAX_BODY} bytes")
-        try:
-            payload = json.loads(body or b"null")
-        except ValueError as exc:
-            return _error(400, f"body is not JSON: {exc}")
-        try:
-            return json_reply(200, self.api.alertmanager(payload))
-        except ValueError as exc:
-            return _error(400, str(exc))
-
-    def _admin(self, method: str) -> Reply:
-        denied = self._check_token()
-        if denied is not None:
-            return denied
-        if method == "DELETE":
-            return json_reply(200, self.api.clear_override())
-        if method not in ("POST", "PUT"):
-            return _error(405, "use POST to set an override, DELETE to clear it")
-        body = self._body()
-        if body is None:
-            return _error(413, f"body missing a valid content-length or over {MAX_BODY} bytes")
-        try:
-            request = json.loads(body or b"null")
-        except ValueError as exc:
-            return _error(400, f"body is not JSON: {exc}")
-        if not isinstance(request, dict):
-            return _error(400, 'body must be a JSON object like {"value": true, "reason": "...", "expires_in": "30m"}')
-        try:
-            return json_reply(200, self.api.set_override(request))
-        except ValueError as exc:
-            return _error(400, str(exc))
-
-
 class DaemonServer:
-    """The HTTP server in a background thread; port 0 picks a free one."""
+    """The HTTP server on its own event loop in a background thread; port 0 picks a free one.
 
-    def __init__(self, api: DaemonAPI, host: str, port: int, on_error: Callable[[str, Exception], None]) -> None:
-        handler = type("Handler", (_Handler,), {"api": api, "on_error": staticmethod(on_error)})
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="nbmon-http", daemon=True)
+    The port is bound here, so a taken port fails at construction (OSError), as `nbmon run` expects.
+    """
+
+    def __init__(
+        self,
+        api: DaemonAPI,
+        host: str,
+        port: int,
+        on_error: Callable[[str, Exception], None],
+        *,
+        limits: HttpLimits | None = None,
+    ) -> None:
+        self.limits = limits or HttpLimits()
+        self._api, self._on_error = api, on_error
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # names resolve to IPv4, as before
+        self._sock = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
+        self._address: tuple[str, int] = self._sock.getsockname()[:2]
+        self._pool = ThreadPoolExecutor(max_workers=self.limits.workers, thread_name_prefix="nbmon-http-api")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="nbmon-http", daemon=True)
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.guard: ConnectionGuard | None = None
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return self._address[1]
 
     @property
     def url(self) -> str:
-        host = self._httpd.server_address[0]
-        return f"http://{host if isinstance(host, str) else host.decode()}:{self.port}"
+        host = self._address[0]
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def start(self) -> None:
         self._thread.start()
+        self._ready.wait(timeout=10)
+        if self._failed is not None:
+            raise self._failed
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            done = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            with contextlib.suppress(Exception):  # a stop never fails; what is left is closed below
+                done.result(timeout=self.limits.shutdown_timeout + 2)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        else:
+            self._sock.close()
+            self._loop.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- the loop's thread --------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._loop_error)
+        try:
+            loop.run_until_complete(self._setup())
+        except BaseException as exc:  # noqa: BLE001 - handed to start(), which raises it
+            self._failed = exc
+            self._sock.close()
+        self._ready.set()
+        try:
+            if self._failed is None:
+                loop.run_forever()
+        finally:
+            self._close_loop()
+
+    async def _setup(self) -> None:
+        app = build_app(self._api, self.limits, self._pool, self._on_error)
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=self.limits.shutdown_timeout
+        )
+        await runner.setup()
+        assert runner.server is not None
+        self._runner, self.guard = runner, ConnectionGuard(runner.server, self.limits, self._on_error)
+        # Our own listener, not a TCPSite: the guard is the protocol factory (connection cap, head guards).
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self.guard, sock=self._sock, backlog=self.limits.backlog)
+
+    async def _shutdown(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # stop accepting first
+        if self.guard is not None:
+            self.guard.close_refusals()
+        if self._runner is not None:
+            await self._runner.cleanup()  # idle connections closed, requests in flight given shutdown_timeout
+
+    def _close_loop(self) -> None:
+        loop = self._loop
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.gather(*tasks, asyncio.sleep(0), return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # asyncio's default handler prints tracebacks on stderr; a client resetting a connection is not news.
+        error = context.get("exception")
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        if not isinstance(error, Exception):
+            error = RuntimeError(str(context.get("message", "asyncio error")))
+        self._on_error("http", error)

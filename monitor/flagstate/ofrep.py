@@ -5,6 +5,11 @@
 - `POST /ofrep/v1/evaluate/flags` (bulk): 200 `{"flags": [...]}` with a strong `ETag`; 304 when `If-None-Match`
   matches.
 
+`dispatch` is the one OFREP router: the daemon's HTTP server sends every `/ofrep/...` request to it. Paths follow
+RFC 3986: percent-encoded unreserved characters equal their plain form (`degraded%2Dmode` is `degraded-mode`);
+`/flags/` is the single-flag endpoint with an empty key (404 FLAG_NOT_FOUND), not the bulk one, since the
+OpenAPI's `{key}` is a required path parameter.
+
 Reason is always `STATIC`: the value does not depend on the evaluation context. A manual override is also
 `STATIC`, told apart by `metadata.source == "override"` (OFREP's reasons have no better fit).
 The request context is validated but not required: a missing body, `{}` and a context without
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from itertools import accumulate
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -23,7 +30,13 @@ from monitor.flagstate.state import Decision
 
 OFREP_FLAGS_PATH = "/ofrep/v1/evaluate/flags"
 REASON = "STATIC"
+MAX_JSON_DEPTH = 64  # far above any real request; keeps json.loads (and code reading the result) off deep recursion
 _JSON = "application/json"
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # read as signed bytes: +1 open, -1 close
 
 
 class OfrepResponse(NamedTuple):
@@ -77,7 +90,7 @@ def dispatch(
     method: str, path: str, body: bytes | None, if_none_match: str | None, decision: Decision, models: Models
 ) -> OfrepResponse | None:
     """Route one HTTP request; None when `path` is not an OFREP evaluation path (so the caller tries others)."""
-    route = urlsplit(path).path
+    route = _ESCAPE.sub(_decode_unreserved, urlsplit(path).path)
     if route == OFREP_FLAGS_PATH:
         handler = "bulk"
     elif route.startswith(f"{OFREP_FLAGS_PATH}/"):
@@ -89,6 +102,20 @@ def dispatch(
     if handler == "bulk":
         return evaluate_bulk(body, if_none_match, decision, models)
     return evaluate_flag(unquote(route[len(OFREP_FLAGS_PATH) + 1 :]), body, decision, models)
+
+
+def json_nesting_error(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """Why `body` must not reach json.loads (brackets nested deeper than `limit`), else None.
+
+    In C, linear: a count for the usual small body; otherwise strings are cut out, each bracket becomes +1/-1
+    and the deepest running sum is the nesting (about 25 ms for the worst 1 MiB body).
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None
+    steps = _JSON_STRING.sub(b"", body).translate(_BRACKET_STEPS, _NOT_BRACKETS)
+    if steps and max(accumulate(memoryview(steps).cast("b"))) > limit:
+        return f"nested deeper than {limit} levels"
+    return None
 
 
 def bulk_etag(decision: Decision, models: Models) -> str:
@@ -109,9 +136,12 @@ def _success(flag: ResolvedFlag) -> dict[str, Any]:
 def _parse_request(body: bytes | None) -> None:
     if body is None or not body.strip():
         return  # no body is a request without context
+    nesting = json_nesting_error(body)
+    if nesting is not None:
+        raise _RequestError("PARSE_ERROR", f"request body is not valid JSON: {nesting}")
     try:
         request = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError: absurdly deep nesting.
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError cannot pass the nesting check.
     except (ValueError, RecursionError, _RequestError) as error:
         raise _RequestError("PARSE_ERROR", f"request body is not valid JSON: {error}") from error
     if not isinstance(request, dict):
@@ -123,6 +153,11 @@ def _parse_request(body: bytes | None) -> None:
         raise _RequestError("INVALID_CONTEXT", f"context must be a JSON object, got {type(context).__name__}")
     if "targetingKey" in context and not isinstance(context["targetingKey"], str):
         raise _RequestError("INVALID_CONTEXT", "context.targetingKey must be a string")
+
+
+def _decode_unreserved(match: re.Match[str]) -> str:
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else match[0]
 
 
 def _reject_constant(name: str) -> Any:

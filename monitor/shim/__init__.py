@@ -115,7 +115,7 @@ def instrument(
             return False
         metrics.model_info.use(config)
         warn_lifecycle(config, logger or _log)
-        recorder = Recorder(metrics, tracer, logger or structlog.get_logger("nbmon"), config)
+        recorder = Recorder(metrics, tracer, logger or structlog.get_logger("nbmon"), config, own_logger=logger is None)
         originals: list[tuple[type, str, Any]] = []
         get = _current_recorder
         for module, cls_name, method, factory in _PUBLIC:

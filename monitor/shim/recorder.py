@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import labels
@@ -60,12 +61,14 @@ class Recorder:
         clock: Callable[[], float] = time.perf_counter,
         http_hooked: bool = True,
         wall: Callable[[], float] = time.time,
+        own_logger: bool = False,
     ) -> None:
         """`clock` times the calls; `wall` (Unix time) dates them for the models' lifecycle."""
         self._metrics = metrics
         self._tracer = tracer
         self._log = logger
         self._resolved_log: Any = None  # see _resolve_log
+        self._own_logger = own_logger  # nbmon's structlog.get_logger(), not one the app passed in
         self._config = config
         self._clock = clock
         self.http_hooked = http_hooked
@@ -187,7 +190,7 @@ class Recorder:
 
     def _record_attempt(self, call: Call, outcome: Outcome, started: float, end: float) -> None:
         call.attempts += 1
-        cls = outcome.error_class._value_  # `.value` is a Python-level descriptor; _value_ the plain attribute
+        cls = outcome.error_class.value
         self._metrics.record_attempt(call.model_label, outcome.code_label, cls, end - started, outcome.cause)
         if not call.recording:
             return
@@ -200,7 +203,7 @@ class Recorder:
 
     def _record_generation(self, call: Call, outcome: Outcome, elapsed: float) -> None:
         summary, info = call.summary, call.info
-        cls = outcome.error_class._value_
+        cls = outcome.error_class.value
         final, thought = summary.image_counts()
         # A reroute: modelVersion names another model than the one requested (a version of it is the same model).
         version = summary.model_version
@@ -247,7 +250,7 @@ class Recorder:
     def _end_span(
         self, call: Call, outcome: Outcome, final: int, thought: int, cost: float, notes: GenerationNotes | None
     ) -> None:
-        span, summary, cls = call.span, call.summary, outcome.error_class._value_
+        span, summary, cls = call.span, call.summary, outcome.error_class.value
         attrs: dict[str, Any] = {
             semconv.NBMON_ERROR_CLASS: cls,
             semconv.NBMON_ATTEMPTS: call.attempts,
@@ -343,16 +346,15 @@ class Recorder:
             log.warning("genai.generation", **fields)
 
     def _resolve_log(self) -> Any:
-        """At the first event: structlog's lazy proxy resolved once, when the proxy itself caches what it
-        resolves (cache_logger_on_first_use, which configure_logging sets), so later events skip its per-call
-        __getattr__ and bind. Otherwise (or for any other logger) the logger stays as given."""
+        """At the first event, nbmon's own structlog logger is bound once when structlog caches loggers on first
+        use (configure_logging sets that), as structlog's performance guide advises: later events skip the
+        lazy proxy's per-call lookup. Without caching, a reconfiguration must still reach the shim, so the proxy
+        stays; an injected logger is always used as given."""
         log = self._log
-        if type(log).__name__ == "BoundLoggerLazyProxy":  # structlog does not export the class
+        if self._own_logger:
             try:
-                bound = log.bind()
-                # The proxy caches by replacing its own bind; then it would return `bound` for ever.
-                if "bind" in vars(log):
-                    log = bound
+                if structlog.get_config().get("cache_logger_on_first_use"):
+                    log = log.bind()
             except Exception as error:  # noqa: BLE001 - keep the proxy; it reports the problem on use
                 self._internal_error("shim.log", error)
         self._resolved_log = log

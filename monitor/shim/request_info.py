@@ -47,7 +47,7 @@ def read_request(models: Any, kwargs: Mapping[str, Any], config: ShimConfig) -> 
     if modalities:
         image_expected = False
         for modality in modalities:  # a loop, not any(<generator>): one function fewer per call
-            if str(getattr(modality, "_value_", modality)).upper() == "IMAGE":
+            if str(getattr(modality, "value", modality)).upper() == "IMAGE":
                 image_expected = True
                 break
     else:
@@ -73,7 +73,7 @@ def read_request(models: Any, kwargs: Mapping[str, Any], config: ShimConfig) -> 
 
 
 def _tier_label(raw: object) -> str:
-    text = str(getattr(raw, "_value_", raw)).lower()
+    text = str(getattr(raw, "value", raw)).lower()
     return text if text in SERVICE_TIERS else ("standard" if text == "unspecified" else labels.OTHER)
 
 

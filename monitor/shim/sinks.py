@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client import metrics as client_metrics
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
@@ -138,9 +137,14 @@ def multiprocess_mode() -> bool:
     return "PROMETHEUS_MULTIPROC_DIR" in os.environ or legacy in os.environ
 
 
+_PROBE = Counter("nbmon_created_probe", "Asks prometheus_client whether it writes _created samples.", registry=None)
+
+
 def _created_series_on() -> bool:
-    # prometheus_client keeps the disable_created_metrics() switch in a module global; follow it.
-    return bool(getattr(client_metrics, "_use_created", True))
+    """Whether prometheus_client writes `_created` now (PROMETHEUS_DISABLE_CREATED_SERIES at import, or
+    disable_created_metrics() since): asked through its public API, a collect() of an unregistered counter.
+    Once per scrape, never per call."""
+    return any(sample.name.endswith("_created") for family in _PROBE.collect() for sample in family.samples)
 
 
 _LE: dict[float, str] = {}  # bucket bound -> `le` label, as prometheus_client writes it

@@ -152,7 +152,7 @@ class ContentSummary:
 
 def enum_text(value: object) -> str:
     """The raw string of an SDK enum, including the pseudo-members built for unknown values."""
-    raw = getattr(value, "_value_", value)  # Enum's `.value` is a Python-level descriptor; _value_ is plain
+    raw = getattr(value, "value", value)
     return raw if isinstance(raw, str) else str(raw)
 
 
