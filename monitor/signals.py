@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-REQUESTS_METRIC = "nbmon_requests_total"
+from monitor import wire
+
+REQUESTS_METRIC = wire.REQUESTS_METRIC + "_total"  # the sample name sources read
 
 
 class Series(NamedTuple):

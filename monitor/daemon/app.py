@@ -28,7 +28,7 @@ from monitor.daemon.config import DaemonConfig, positive_seconds
 from monitor.daemon.http import DaemonServer
 from monitor.daemon.metrics import DaemonMetrics
 from monitor.daemon.persistence import PersistenceHealth
-from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models
+from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, decision_to_dict
 from monitor.labels import OTHER, BoundedLabel
 from monitor.logs import redact_text, register_secret
 from monitor.notify import Dispatcher, Outbox
@@ -547,7 +547,7 @@ class Daemon:
             for name, status in self.evaluator.statuses().items()
         }
         return {
-            "effective": self.store.effective().as_dict(),
+            "effective": decision_to_dict(self.store.effective()),
             "rules": statuses,
             "models": {
                 "primary": self.models.primary,
@@ -675,4 +675,8 @@ class Daemon:
         state = "firing" if self._alerts.degraded else "resolved"
         self._sync_flag("alertmanager", f"Alertmanager: {names} {state}", {})
         self._publish()
-        return {"accepted": len(updates), "firing": self._alerts.names(), "effective": self.store.effective().as_dict()}
+        return {
+            "accepted": len(updates),
+            "firing": self._alerts.names(),
+            "effective": decision_to_dict(self.store.effective()),
+        }

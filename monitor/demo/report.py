@@ -13,8 +13,9 @@ from monitor.demo.quota_feed import PROJECT
 from monitor.demo.script import Schedule, Timing
 from monitor.demo.stack import DemoStack
 from monitor.demo.view import by_class, calls_text, models, quota_text
+from monitor.wire import DEGRADED_FLAG, OFREP_FLAGS_PATH
 
-OFREP_FLAG = "/ofrep/v1/evaluate/flags/degraded-mode"
+OFREP_FLAG = f"{OFREP_FLAGS_PATH}/{DEGRADED_FLAG}"
 
 
 def header(stack: DemoStack, schedule: Schedule, timing: Timing, log_file: Path) -> list[str]:

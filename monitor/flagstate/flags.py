@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.flagstate._codec import iso
+from monitor.flagstate.codec import iso
 from monitor.flagstate.state import Decision
+from monitor.wire import DEGRADED_FLAG, IMAGE_MODEL_FLAG
 
-DEGRADED_FLAG = "degraded-mode"
-IMAGE_MODEL_FLAG = "image-model"
 FLAG_KEYS = (DEGRADED_FLAG, IMAGE_MODEL_FLAG)
 
 MetadataValue = str | int | float | bool

@@ -27,8 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 from monitor.flagstate.flags import FLAG_KEYS, Models, ResolvedFlag, resolve_flags
 from monitor.flagstate.state import Decision
+from monitor.wire import OFREP_FLAGS_PATH
 
-OFREP_FLAGS_PATH = "/ofrep/v1/evaluate/flags"
 REASON = "STATIC"
 MAX_JSON_DEPTH = 64  # far above any real request; keeps json.loads (and code reading the result) off deep recursion
 _JSON = "application/json"

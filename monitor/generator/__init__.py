@@ -4,7 +4,7 @@ from monitor.clock import Clock, SystemClock, VirtualClock
 from monitor.daily_reset import next_daily_reset
 from monitor.generator.aio import AsyncImageGenerator
 from monitor.generator.chat import AsyncImageChat, ImageChat
-from monitor.generator.flags import DEGRADED_FLAG, FlagSource, InProcessFlag, OfrepFlagSource
+from monitor.generator.flags import FlagSource, InProcessFlag, OfrepFlagSource
 from monitor.generator.policy import FallbackReason, RetryPolicy
 from monitor.generator.result import (
     ContentBlockedError,
@@ -15,6 +15,7 @@ from monitor.generator.result import (
     RetriesExhaustedError,
 )
 from monitor.generator.sync import ImageGenerator
+from monitor.wire import DEGRADED_FLAG
 
 __all__ = [
     "DEGRADED_FLAG",

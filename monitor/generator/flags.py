@@ -16,8 +16,8 @@ import structlog
 
 from monitor.logs import redact_text
 from monitor.net import trust_env_for
+from monitor.wire import DEGRADED_FLAG, OFREP_FLAGS_PATH
 
-DEGRADED_FLAG = "degraded-mode"
 _log = structlog.get_logger("nbmon.flags")
 
 
@@ -63,7 +63,7 @@ class OfrepFlagSource:
             raise ValueError("OfrepFlagSource.ttl_s: must be >= 0")
         if timeout_s <= 0:
             raise ValueError("OfrepFlagSource.timeout_s: must be > 0")
-        self._url = f"{base_url.rstrip('/')}/ofrep/v1/evaluate/flags/{flag_key}"
+        self._url = f"{base_url.rstrip('/')}{OFREP_FLAGS_PATH}/{flag_key}"
         self._trust_env = trust_env_for(base_url)  # the sidecar on loopback: never through HTTP(S)_PROXY
         self._key = flag_key
         self._ttl = ttl_s

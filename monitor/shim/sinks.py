@@ -29,11 +29,12 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from monitor._safety import report_internal_error
+from monitor.wire import REQUESTS_METRIC
 
 # Generation takes 10-30 s at 1K and can pass 80 s at 4K under load; buckets reach 600 s.
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600)
 
-REQUESTS_TOTAL = "nbmon_requests"
+REQUESTS_TOTAL = REQUESTS_METRIC
 REQUEST_DURATION = "nbmon_request_duration_seconds"
 GENERATIONS_TOTAL = "nbmon_generations"
 GENERATION_DURATION = "nbmon_generation_duration_seconds"

@@ -20,7 +20,7 @@ from monitor.simulator.errors import ErrorReply
 from monitor.simulator.outcomes import HTTP_200_OUTCOMES, SimOutcome, to_outcome
 from monitor.simulator.responses import applied_tier, build_response, parse_request, sse_chunks, stream_error_chunks
 from monitor.simulator.specs import parse_profile
-from monitor.taxonomy.content import SERVICE_TIER_HEADER
+from monitor.wire import SERVICE_TIER_HEADER
 
 logger = logging.getLogger("monitor.simulator")
 

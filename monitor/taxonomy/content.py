@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-SERVICE_TIER_HEADER: Final = "x-gemini-service-tier"
+from monitor.wire import SERVICE_TIER_HEADER
 
 
 @dataclass(slots=True)

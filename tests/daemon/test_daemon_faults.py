@@ -44,6 +44,7 @@ def make(tmp_path: Path, pagerduty: FakePagerDuty, clock: Clock, traffic: Traffi
         {
             "state": {"path": str(tmp_path / "state.json"), "flagd_path": str(tmp_path / "flags.json")},
             "admin": {"token": TOKEN},
+            "listen": {"host": "127.0.0.1", "port": 0},
             "notify": {
                 "environment": "test",
                 "outbox_path": str(tmp_path / "outbox.sqlite"),

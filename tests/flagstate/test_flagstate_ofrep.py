@@ -31,7 +31,6 @@ from monitor.flagstate import (
     evaluate_bulk,
     evaluate_flag,
 )
-from monitor.generator.flags import DEGRADED_FLAG as GENERATOR_DEGRADED_FLAG
 from monitor.generator.flags import OfrepFlagSource
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -61,10 +60,6 @@ def overridden() -> Decision:
 
 
 # --- pure handlers -------------------------------------------------------------------------------------------
-
-
-def test_flag_keys_match_the_generators_flag_source() -> None:
-    assert DEGRADED_FLAG == GENERATOR_DEGRADED_FLAG
 
 
 def test_degraded_mode_flag_when_healthy() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from monitor.flagstate import HISTORY_LIMIT, FlagState, Override
+from monitor.flagstate import HISTORY_LIMIT, FlagState, Override, decision_to_dict, parse_state, state_to_dict
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 FIGURES = {"ratio": 0.42, "numerator": 42, "denominator": 100, "window_s": 60, "threshold": 0.3}
@@ -93,7 +93,7 @@ def test_unavailable_figures_are_left_out_but_never_block_the_transition() -> No
     state = FlagState.initial(T0).apply_transition(True, "degraded-mode", "probe", figures, at(1))
     assert state.degraded is True
     assert dict(state.figures) == {"numerator": 0, "denominator": 0}
-    assert FlagState.from_snapshot(json.loads(json.dumps(state.snapshot(), allow_nan=False))) == state
+    assert parse_state(json.loads(json.dumps(state_to_dict(state), allow_nan=False))) == state
 
 
 def test_naive_datetimes_are_refused() -> None:
@@ -176,13 +176,13 @@ def test_history_is_bounded_and_keeps_the_latest() -> None:
     assert state.history[-1].reason == f"t{total - 1}"
     assert state.history[0].reason == f"t{total - HISTORY_LIMIT}"
     # The bound survives the snapshot.
-    assert len(FlagState.from_snapshot(state.snapshot()).history) == HISTORY_LIMIT
+    assert len(parse_state(state_to_dict(state)).history) == HISTORY_LIMIT
 
 
 def test_snapshot_is_json_and_round_trips() -> None:
     state = degraded_state().set_override(False, "maintenance", at(60), at(10), set_by="alice")
     state = state.apply_transition(False, "degraded-mode", "recovered", {"ratio": 0.01}, at(20))
-    snapshot = state.snapshot()
+    snapshot = state_to_dict(state)
     text = json.dumps(snapshot, allow_nan=False)
     assert snapshot["since"] == "2026-01-15T12:20:00Z"
     assert snapshot["override"] == {
@@ -201,15 +201,15 @@ def test_snapshot_is_json_and_round_trips() -> None:
         "figures": FIGURES,
         "source": "rule",
     }
-    restored = FlagState.from_snapshot(json.loads(text))
+    restored = parse_state(json.loads(text))
     assert restored == state
     assert restored.effective(at(30)) == state.effective(at(30))
-    assert restored.snapshot() == snapshot
+    assert state_to_dict(restored) == snapshot
 
 
-def test_decision_as_dict() -> None:
+def test_decision_to_dict() -> None:
     decision = degraded_state().effective(at(6))
-    assert decision.as_dict() == {
+    assert decision_to_dict(decision) == {
         "value": True,
         "reason": "503 ratio 0.42 > 0.30 for 5m",
         "since": "2026-01-15T12:05:00Z",
@@ -236,13 +236,13 @@ def test_decision_as_dict() -> None:
         (lambda s: s.update(history={}), "history"),
     ],
 )
-def test_from_snapshot_names_the_bad_key(mutate: object, where: str) -> None:
-    snapshot = degraded_state().snapshot()
+def test_parse_state_names_the_bad_key(mutate: object, where: str) -> None:
+    snapshot = state_to_dict(degraded_state())
     mutate(snapshot)  # type: ignore[operator]
     with pytest.raises(ValueError, match=where.replace("[", r"\[").replace("]", r"\]")):
-        FlagState.from_snapshot(snapshot)
+        parse_state(snapshot)
 
 
-def test_from_snapshot_refuses_non_objects() -> None:
+def test_parse_state_refuses_non_objects() -> None:
     with pytest.raises(ValueError, match="expected a JSON object"):
-        FlagState.from_snapshot([])
+        parse_state([])

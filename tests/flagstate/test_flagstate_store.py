@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor.flagstate import FlagState, FlagStateCorruptError, FlagStatePersistError, FlagStore, FlagStoreError
+from monitor.flagstate import (
+    FlagStateCorruptError,
+    FlagStatePersistError,
+    FlagStore,
+    FlagStoreError,
+    parse_state,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -245,7 +251,7 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
         nonlocal reads
         while not stop.is_set():
             try:
-                FlagState.from_snapshot(json.loads(path.read_bytes()))
+                parse_state(json.loads(path.read_bytes()))
                 store.effective(T0)
                 reads += 1
             except BaseException as error:

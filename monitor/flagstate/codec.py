@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from monitor.flagstate.state import HISTORY_LIMIT, Decision, FlagState, Override, Transition
+from monitor.flagstate.state import HISTORY_LIMIT, Decision, FlagChange, FlagState, Override
 
 STATE_VERSION = 1
 _T = TypeVar("_T")
@@ -32,7 +32,7 @@ def override_to_dict(override: Override | None) -> dict[str, Any] | None:
     }
 
 
-def transition_to_dict(entry: Transition) -> dict[str, Any]:
+def change_to_dict(entry: FlagChange) -> dict[str, Any]:
     return {
         "at": iso(entry.at),
         "from": entry.from_,
@@ -53,7 +53,7 @@ def state_to_dict(state: FlagState) -> dict[str, Any]:
         "reason": state.reason,
         "figures": dict(state.figures),
         "override": override_to_dict(state.override),
-        "history": [transition_to_dict(entry) for entry in state.history],
+        "history": [change_to_dict(entry) for entry in state.history],
     }
 
 
@@ -88,7 +88,7 @@ def parse_state(data: Any) -> FlagState:
         reason=_get(obj, "reason", str, "state"),
         figures=_figures(obj, "state"),
         override=None if override is None else _override(override),
-        history=tuple(_transition(entry, f"history[{i}]") for i, entry in enumerate(history)),
+        history=tuple(_change(entry, f"history[{i}]") for i, entry in enumerate(history)),
     )
 
 
@@ -103,12 +103,12 @@ def _override(data: Any) -> Override:
     )
 
 
-def _transition(data: Any, where: str) -> Transition:
+def _change(data: Any, where: str) -> FlagChange:
     obj = _object(data, where)
     source = _get(obj, "source", str, where)
     if source not in ("rule", "override"):
         raise ValueError(f"{where}.source: expected 'rule' or 'override', got {source!r}")
-    return Transition(
+    return FlagChange(
         at=_time(obj, "at", where),
         from_=_get(obj, "from", bool, where),
         to=_get(obj, "to", bool, where),
