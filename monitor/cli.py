@@ -21,6 +21,7 @@ class Command:
     arguments: str | None
     run: str
     arguments_module: str | None = None  # a light module, when the command's own is heavy to import
+    extra: str | None = None  # the pip extra that installs what the command needs beyond the base install
 
 
 COMMANDS: dict[str, Command] = {
@@ -30,18 +31,21 @@ COMMANDS: dict[str, Command] = {
         "add_arguments",
         "run",
         "monitor.demo.args",
+        extra="all",
     ),
     "run": Command(
         "run the sidecar daemon: read the signal, evaluate, serve the flag",
         "monitor.daemon.cli",
         "add_config_argument",
         "run",
+        extra="daemon",
     ),
     "check-config": Command(
         "validate the daemon configuration as run would; every error with its key",
         "monitor.daemon.cli",
         "add_config_argument",
         "check_config",
+        extra="daemon",
     ),
     "flag": Command(
         "show, force or clear the degraded-mode flag of a running daemon",
@@ -61,6 +65,7 @@ COMMANDS: dict[str, Command] = {
         "add_arguments",
         "run",
         "monitor.quota.args",
+        extra="daemon,cli",
     ),
     "simulate": Command(
         "serve the Gemini API simulator (fault profiles, scenarios)", "monitor.simulator.cli", "add_arguments", "run"
@@ -121,6 +126,29 @@ def classify(args: argparse.Namespace) -> int:
     return 0
 
 
+# Top-level packages of the optional extras, for the hint when a command runs on an install without them.
+_EXTRA_OF_MODULE = {
+    "aiohttp": "daemon",
+    "apscheduler": "daemon",
+    "google.api_core": "daemon",
+    "google.cloud": "daemon",
+    "grpc": "daemon",
+    "slack_sdk": "daemon",
+    "yaml": "daemon",
+    "rich": "cli",
+}
+
+
+def missing_extra(error: ModuleNotFoundError, command: Command) -> str | None:
+    """The one-line hint for a dependency of an extra that is not installed; None for any other missing module."""
+    name = error.name or ""
+    extra = next((e for m, e in _EXTRA_OF_MODULE.items() if name == m or name.startswith(m + ".")), None)
+    if extra is None:
+        return None
+    wanted = command.extra or extra
+    return f"needs {name}, which the '{extra}' extra installs: pip install 'nbmon[{wanted}]'"
+
+
 def _lazy(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         function: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(command.module), command.run)
@@ -149,7 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Every error is one line on stderr and an exit code: 2 for bad input, 1 for a failure, 130 for Ctrl-C.
     NBMON_DEBUG=1 shows the traceback of an unexpected one."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(arguments).parse_args(arguments)
+    try:
+        args = build_parser(arguments).parse_args(arguments)
+    except ModuleNotFoundError as exc:  # a command's arguments module needs an extra
+        chosen = next((arg for arg in arguments if not arg.startswith("-")), "")
+        hint = missing_extra(exc, COMMANDS[chosen]) if chosen in COMMANDS else None
+        if hint is None:
+            raise
+        print(f"nbmon: {chosen}: {hint}", file=sys.stderr)
+        return 2
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
@@ -157,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("NBMON_DEBUG"):
             raise
+        hint = missing_extra(exc, COMMANDS[args.command]) if isinstance(exc, ModuleNotFoundError) else None
+        if hint is not None:
+            print(f"nbmon: {args.command}: {hint}", file=sys.stderr)
+            return 2
         from monitor.logs import redact_text
 
         print(f"nbmon: {args.command}: unexpected {type(exc).__name__}: {redact_text(str(exc))[:300]}", file=sys.stderr)

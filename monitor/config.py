@@ -278,8 +278,12 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(raw.decode())
         elif path.suffix in (".yaml", ".yml"):
-            import yaml  # only for YAML files: the shim's own installs may not have it
-
+            try:  # only for YAML files: the base install has no pyyaml
+                import yaml
+            except ModuleNotFoundError:
+                raise ConfigError(
+                    str(path), "a YAML config needs pyyaml: pip install 'nbmon[daemon]' (or use TOML)"
+                ) from None
             try:
                 data = yaml.safe_load(raw) or {}
             except yaml.YAMLError as exc:

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
-import orjson
 import structlog
 from structlog.contextvars import merge_contextvars
 
@@ -198,22 +197,39 @@ def _json_default(obj: Any) -> Any:
         return repr(obj)
 
 
-def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
-    """structlog renderer: one JSON object per line, as JSONRenderer writes it, with orjson.
+def _render_stdlib(event_dict: MutableMapping[str, Any]) -> str:
+    # ensure_ascii=False: the secret check folds case on the real characters, not on \u escapes.
+    return json.dumps(event_dict, default=_json_default, ensure_ascii=False)
 
-    orjson is several times faster than json on the per-call event; json takes what orjson refuses
-    (ints over 64 bits). Dataclasses go to the fallback (repr) as they did with json: orjson's own
-    encoding would print the fields that `repr=False` keeps out of logs (the daemon's admin token,
-    channel secrets).
-    """
+
+def _orjson_renderer() -> Callable[[MutableMapping[str, Any]], str]:
+    """orjson when installed (the daemon extra), else json: the base install stays pure Python."""
     try:
-        return orjson.dumps(event_dict, default=_json_default, option=_ORJSON_OPTIONS).decode()
-    except TypeError:
-        # ensure_ascii=False: the secret check folds case on the real characters, not on \u escapes.
-        return json.dumps(event_dict, default=_json_default, ensure_ascii=False)
+        import orjson
+    except ModuleNotFoundError:
+        return _render_stdlib
+    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def render(event_dict: MutableMapping[str, Any]) -> str:
+        try:
+            return orjson.dumps(event_dict, default=_json_default, option=options).decode()
+        except TypeError:  # what orjson refuses (ints over 64 bits) json takes
+            return _render_stdlib(event_dict)
+
+    return render
 
 
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+_render = _orjson_renderer()
+
+
+def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """structlog renderer: one JSON object per line, with orjson when it is installed.
+
+    orjson is several times faster than json on the per-call event. Dataclasses go to the fallback (repr) as
+    they do with json: orjson's own encoding would print the fields that `repr=False` keeps out of logs (the
+    daemon's admin token, channel secrets).
+    """
+    return _render(event_dict)
 
 
 # Libraries that log every request (httpx's "HTTP Request: POST <url>", APScheduler's "Running job ...") at INFO:

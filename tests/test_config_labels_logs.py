@@ -329,6 +329,13 @@ def test_a_structlog_form_that_raises_attribute_error_falls_back_to_repr() -> No
     assert json.loads(logs.render_json(None, "info", {"x": _BrokenForm()})) == {"x": "<broken form>"}
 
 
+def test_without_orjson_the_stdlib_renderer_writes_the_same_event() -> None:
+    # The base install has no orjson (it comes with the daemon extra): json writes the same object.
+    event = {"event": "genai.generation", "n": 2**70, "ratio": 0.5, "model": "gemini-3-pro-image", "x": _BrokenForm()}
+    assert json.loads(logs._render_stdlib(event)) == json.loads(logs.render_json(None, "info", event))
+    assert json.loads(logs._render_stdlib(event))["n"] == 2**70
+
+
 def test_bad_log_format_is_refused() -> None:
     with pytest.raises(ValueError, match="log format"):
         configure_logging("xml")

@@ -7,6 +7,7 @@ bad value never starts a half-working daemon. Environment variables win over the
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 import math
 import os
@@ -310,12 +311,31 @@ def preflight(config: DaemonConfig) -> list[ConfigError]:
                 probe.bind((config.listen_host, config.listen_port))
         except OSError as exc:
             found.append(ConfigError("listen.port", f"{config.listen_host}:{config.listen_port}: {exc.strerror}"))
+    found.extend(missing_packages(config))
     files = [("state.path", config.state_path), ("state.flagd_path", config.flagd_path)]
     if config.notify.channels:
         files.append(("notify.outbox_path", config.notify.outbox_path))
     for key, path in files:
         if path is not None and not _writable_dir(Path(path).parent):
             found.append(ConfigError(key, f"cannot create or write {path}: its directory is not writable"))
+    return found
+
+
+def missing_packages(config: DaemonConfig) -> list[ConfigError]:
+    """The daemon's packages come with the `daemon` extra; a base install (`pip install nbmon`) has none of them."""
+    needed = {"aiohttp": "listen", "apscheduler": "source"}
+    if any(channel.kind == "slack" for channel in config.notify.channels):
+        needed["slack_sdk"] = "notify.channels"
+    if config.quota_projects:
+        needed["google.cloud.monitoring_v3"] = "quota.projects"
+    found: list[ConfigError] = []
+    for module, key in needed.items():
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:  # a parent package (google.cloud) is missing
+            spec = None
+        if spec is None:
+            found.append(ConfigError(key, f"needs {module}, which is not installed: pip install 'nbmon[daemon]'"))
     return found
 
 

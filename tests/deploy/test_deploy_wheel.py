@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -43,12 +44,21 @@ def venv(tmp_path_factory: pytest.TempPathFactory, dockerfile: Dockerfile) -> It
     wheels, target = root / "wheels", root / "venv"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     sources = build_stage_sources(dockerfile, root / "src")
-    step([*pip, "wheel", "--wheel-dir", str(wheels), str(sources)])
+    extras = image_extras(dockerfile)
+    step([*pip, "wheel", "--wheel-dir", str(wheels), f"{sources}[{extras}]"])
     step([sys.executable, "-m", "venv", "--without-pip", str(target)])
-    (wheel,) = wheels.glob("nbmon-*.whl")
     into = ["--python", str(target / "bin" / "python")]
-    step([*pip, *into, "install", "--no-index", f"--find-links={wheels}", str(wheel)])
+    step([*pip, *into, "install", "--no-index", f"--find-links={wheels}", f"nbmon[{extras}]"])
     yield Venv(target / "bin")
+
+
+def image_extras(dockerfile: Dockerfile) -> str:
+    """The extras the image installs: the build stage wheels `.[x]` and the final stage installs `nbmon[x]`."""
+    (build,) = (re.search(r'"\.\[([a-z,]+)\]"', rest) for rest in dockerfile.stages[0].args("RUN"))
+    (final,) = (re.search(r'"nbmon\[([a-z,]+)\]"', rest) for rest in dockerfile.final.args("RUN"))
+    assert build is not None and final is not None, "the Dockerfile must install nbmon with its extras, quoted"
+    assert build[1] == final[1], f"the build stage wheels [{build[1]}] but the final stage installs [{final[1]}]"
+    return build[1]
 
 
 def step(command: list[str]) -> None:
