@@ -80,3 +80,45 @@ class AlertTracker:
 
     def names(self) -> list[str]:
         return sorted({u.name for u in self.firing.values()})
+
+
+class AlertmanagerHold:
+    """Alertmanager's hold on the degraded-mode flag, one of the flag's holders beside the rules.
+
+    It holds while a watched alert fires, for `recovery_hold_s` after the last one resolved (the same hysteresis
+    as the built-in rule), and after a restart that found the flag set by Alertmanager, until it says otherwise.
+    Time is passed in (monotonic seconds): no clock, no I/O.
+    """
+
+    def __init__(self, watched: Iterable[str], recovery_hold_s: float) -> None:
+        self._watched = tuple(watched)
+        self._recovery_hold_s = recovery_hold_s
+        self._tracker = AlertTracker()
+        self._resolved_at: float | None = None
+        self._restored = False
+
+    def restore(self) -> None:
+        """The persisted flag was set by Alertmanager: hold it until Alertmanager reports the alert resolved."""
+        self._restored = True
+
+    def apply(self, payload: Any, now: float) -> tuple[int, str]:
+        """A webhook payload (PayloadError when malformed: nothing changes) -> (alerts accepted, flag reason)."""
+        updates = parse_payload(payload, self._watched)
+        was_holding = self._tracker.degraded or self._restored
+        self._tracker.apply(updates)
+        if updates:
+            if self._tracker.degraded:
+                self._resolved_at, self._restored = None, False
+            elif was_holding and any(not u.firing for u in updates):
+                self._resolved_at, self._restored = now, False
+        names = ", ".join(self._tracker.names() or sorted({u.name for u in updates})) or "none"
+        return len(updates), f"Alertmanager: {names} {'firing' if self._tracker.degraded else 'resolved'}"
+
+    def holds(self, now: float) -> bool:
+        if self._tracker.degraded or self._restored:
+            return True
+        return self._resolved_at is not None and now - self._resolved_at < self._recovery_hold_s
+
+    def firing(self) -> list[str]:
+        """The watched alerts firing now, by name."""
+        return self._tracker.names()

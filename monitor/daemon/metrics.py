@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -9,6 +11,7 @@ class DaemonMetrics:
     """The daemon's own metrics on its own registry (a public contract: dashboards and rules use them)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._ratio_keys: dict[str, set[tuple[str, str]]] = {}  # window label -> the label sets published
         self.degraded_mode = Gauge(
             "nbmon_degraded_mode",
             "1 while the app must use the fallback model only (the flag's value).",
@@ -87,3 +90,26 @@ class DaemonMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+
+    def publish_error_ratios(self, window_s: float, ratios: Mapping[tuple[str, str], float]) -> None:
+        """`nbmon_error_ratio` for one window: (model, error_class) -> share of the model's calls.
+
+        A class that stopped happening on a model still in use drops to 0; a model gone from the window is
+        forgotten, so label sets never pile up."""
+        label = window_label(window_s)
+        models = {model for model, _ in ratios}
+        kept = set(ratios)
+        for model, error_class in self._ratio_keys.get(label, set()) - kept:
+            if model in models:
+                self.error_ratio.labels(model, error_class, label).set(0)
+                kept.add((model, error_class))
+            else:
+                self.error_ratio.remove(model, error_class, label)
+        for (model, error_class), ratio in ratios.items():
+            self.error_ratio.labels(model, error_class, label).set(ratio)
+        self._ratio_keys[label] = kept
+
+
+def window_label(seconds: float) -> str:
+    """The `window` label: 1m, 5m, 90s."""
+    return f"{int(seconds // 60)}m" if seconds % 60 == 0 else f"{int(seconds)}s"

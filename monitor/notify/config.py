@@ -63,6 +63,11 @@ class NotifyConfig:
     runbook_url: str | None = None
     outbox_path: Path = Path("nbmon-outbox.sqlite")
 
+    @property
+    def links(self) -> dict[str, str]:
+        """The links every notification carries: the dashboard and the runbook, when configured."""
+        return {k: v for k, v in (("dashboard", self.dashboard_url), ("runbook", self.runbook_url)) if v}
+
     def channels_for(self, rule: str, severity: str) -> list[str]:
         if not self.routes:
             return [c.name for c in self.channels]
