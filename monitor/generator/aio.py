@@ -21,6 +21,8 @@ class AsyncImageGenerator(GeneratorBase):
     """ImageGenerator for asyncio apps; calls `client.aio`. Same policy, routing and telemetry."""
 
     def __init__(self, client: genai.Client, **settings: Any) -> None:
+        """Wrap `client` (a google.genai.Client; its `aio` side is used). Takes ImageGenerator's settings and
+        raises what ImageGenerator's constructor raises."""
         super().__init__(**settings)
         self.client = client
 
@@ -33,6 +35,13 @@ class AsyncImageGenerator(GeneratorBase):
         deadline_s: float | None = None,
         **config: Any,
     ) -> ImageResult:
+        """Generate one image without blocking the event loop; waits are `asyncio` sleeps (or the injected clock's).
+
+        Takes the arguments of ImageGenerator.generate() and returns its ImageResult. Raises ValueError for a bad
+        argument before any request; QuotaExhaustedError, ContentBlockedError, RetriesExhaustedError or
+        GenerationError when the generator gives up; the SDK's own exception for client errors and unknown
+        failures. Reads the flag source with `adegraded()`.
+        """
         request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
         steps, telemetry = self._start(request)
         try:
@@ -60,6 +69,12 @@ class AsyncImageGenerator(GeneratorBase):
         deadline_s: float | None = None,
         **config: Any,
     ) -> AsyncIterator[Progress]:
+        """Generate like generate(), yielding Progress steps: `thought_image` and `text` as they arrive, `retry`
+        and `fallback`, then one `final` step carrying the ImageResult.
+
+        An async generator: the arguments are checked at the first iteration (ValueError), and the errors of
+        generate() are raised while iterating. Closing it early ends the call without counting it as an error.
+        """
         request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
         steps, telemetry = self._start(request)
         try:

@@ -33,11 +33,26 @@ def _model_turn(result: ImageResult) -> types.Content:
 
 
 class ImageChat:
+    """A multi-turn image conversation through an ImageGenerator; `history` holds the turns so far."""
+
     def __init__(self, generator: ImageGenerator, history: list[types.Content] | None = None) -> None:
+        """`history`: earlier turns to continue from (copied), e.g. a conversation saved by the app."""
         self.generator = generator
         self.history: list[types.Content] = list(history or [])
 
     def send(self, message: str | list[types.Part] | types.Content, **kwargs: Any) -> ImageResult:
+        """Send the history plus `message` and return the ImageResult of this turn.
+
+        Args:
+            message: the user's turn: text, a list of Parts (text and images), or a Content.
+            **kwargs: generate()'s keyword arguments (image_size, aspect_ratio, deadline_s, config fields).
+
+        On success the user's turn and the model's Content, exactly as returned (thought parts and
+        thoughtSignature included), are added to the history.
+
+        Raises:
+            Whatever ImageGenerator.generate() raises; the history is then left unchanged.
+        """
         user = _user_turn(message)
         result = self.generator.generate([*self.history, user], **kwargs)
         # Only a successful turn enters the history: a failed one would poison every later turn.
@@ -46,11 +61,15 @@ class ImageChat:
 
 
 class AsyncImageChat:
+    """ImageChat for asyncio, through an AsyncImageGenerator."""
+
     def __init__(self, generator: AsyncImageGenerator, history: list[types.Content] | None = None) -> None:
+        """`history`: earlier turns to continue from (copied)."""
         self.generator = generator
         self.history: list[types.Content] = list(history or [])
 
     async def send(self, message: str | list[types.Part] | types.Content, **kwargs: Any) -> ImageResult:
+        """ImageChat.send() for asyncio: the same arguments, history rule and errors."""
         user = _user_turn(message)
         result = await self.generator.generate([*self.history, user], **kwargs)
         self.history.extend([user, _model_turn(result)])

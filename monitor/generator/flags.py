@@ -22,28 +22,58 @@ _log = structlog.get_logger("nbmon.flags")
 
 
 class FlagSource(Protocol):
+    """Anything ImageGenerator can ask "is the app in degraded mode?"; a source that raises is treated as
+    unchanged (the generator keeps the last value it read)."""
+
     def degraded(self) -> bool: ...
     async def adegraded(self) -> bool: ...
 
 
 class InProcessFlag:
-    """A flag held in memory: set by the app, a test, or an embedded daemon."""
+    """A flag held in memory: set by the app, a test, or an embedded daemon. ImageGenerator's default source.
+
+    `InProcessFlag(degraded=False)` starts with the given value; nothing here raises.
+    """
 
     def __init__(self, degraded: bool = False) -> None:
         self._degraded = degraded
 
     def set(self, degraded: bool) -> None:
+        """Switch degraded mode on (True) or off (False); the next generate() call routes accordingly."""
         self._degraded = degraded
 
     def degraded(self) -> bool:
+        """The current value."""
         return self._degraded
 
     async def adegraded(self) -> bool:
+        """The current value, for AsyncImageGenerator."""
         return self._degraded
 
 
 class OfrepFlagSource:
-    """Evaluates one boolean flag with `POST {base_url}/ofrep/v1/evaluate/flags/{key}`."""
+    """Evaluates one boolean flag with `POST {base_url}/ofrep/v1/evaluate/flags/{key}`: the sidecar's flag.
+
+    `OfrepFlagSource("http://127.0.0.1:8016")` reads `degraded-mode` from `nbmon run`; any OFREP server works.
+    Reads are cached for `ttl_s` and fail static: on any error (connection, timeout, non-200, a value that is not a
+    boolean) the last value read is kept, `default` is answered before the first successful read, the next try is
+    one `ttl_s` later, and one log line marks the start of a failure streak. degraded() and adegraded() never
+    raise. Loopback URLs are read without HTTP(S)_PROXY.
+
+    Args:
+        base_url: the OFREP server, e.g. the sidecar's "http://127.0.0.1:8016".
+        flag_key: the flag to evaluate (default "degraded-mode").
+        ttl_s: how long a read (or a failure) is reused, >= 0 (default 5).
+        default: the answer before the first successful read (default False: normal mode).
+        timeout_s: per request, > 0 (default 1).
+        headers: extra request headers (e.g. an Authorization header for a server that needs one).
+        targeting_key: the evaluation context's targetingKey (default "nbmon").
+        http_client, async_http_client: httpx clients to use instead of one per read.
+        clock: monotonic seconds, for tests.
+
+    Raises:
+        ValueError: ttl_s < 0 or timeout_s <= 0.
+    """
 
     def __init__(
         self,
@@ -84,9 +114,11 @@ class OfrepFlagSource:
 
     @property
     def last_value(self) -> bool | None:
+        """The last value read successfully; None before the first."""
         return self._value
 
     def degraded(self) -> bool:
+        """The flag's value: cached for ttl_s, else read now (thread-safe: one read at a time). Never raises."""
         if self._clock() < self._fresh_until:
             return self._current()
         with self._lock:
@@ -105,6 +137,7 @@ class OfrepFlagSource:
             return self._current()
 
     async def adegraded(self) -> bool:
+        """degraded() for asyncio: while one task refreshes the value, the others get the cached one. Never raises."""
         if self._clock() < self._fresh_until or self._refreshing:
             return self._current()  # fresh, or another task is refreshing it: no thundering herd
         self._refreshing = True

@@ -43,7 +43,11 @@ class Progress:
 
 
 class GenerationError(Exception):
-    """Base of ImageGenerator's own errors. `__cause__` is the SDK's exception when there was one."""
+    """Base of ImageGenerator's own errors. `__cause__` is the SDK's exception when there was one.
+
+    Attributes: `model` (the model of the last attempt), `error_classes` (the classes met, in order), `attempts`
+    (SDK calls made) and `error_class` (the last class, or None).
+    """
 
     def __init__(self, message: str, *, model: str, error_classes: tuple[ErrorClass, ...], attempts: int) -> None:
         super().__init__(message)

@@ -22,9 +22,22 @@ class ImageGenerator(GeneratorBase):
 
     Replaces the article's ResilientImageGenerator. Wraps a google.genai.Client; instrument() still
     counts every attempt, and this class adds retries, waits, fallbacks and routing to the same registry.
+    docs/generator.md describes the policy and the routing.
     """
 
     def __init__(self, client: genai.Client, **settings: Any) -> None:
+        """Wrap `client` (a google.genai.Client).
+
+        Settings, all keyword-only: `primary_model` and `fallback_model` (default: the config's `[models]`),
+        `fallback=True` (False: no fallback model), `policy` (a RetryPolicy), `flag_source` (default
+        InProcessFlag(); OfrepFlagSource reads the sidecar's flag), `canary_share=0.05` (share of calls kept on
+        the primary while degraded), `config` (a ShimConfig; default: the file in $NBMON_CONFIG, else
+        $NBMON_CONFIG_FILE, else the defaults), `clock` (VirtualClock for instant waits), `rng`, `registry`
+        (default: prometheus_client's global one) and `tracer_provider` (default: the global one).
+
+        Raises ValueError when the fallback equals the primary or `canary_share` is not between 0 and 1, and
+        ConfigError when the configuration file is invalid.
+        """
         super().__init__(**settings)
         self.client = client
 
@@ -37,6 +50,31 @@ class ImageGenerator(GeneratorBase):
         deadline_s: float | None = None,
         **config: Any,
     ) -> ImageResult:
+        """Generate one image, retrying, re-rolling and falling back as the policy says; return the final image.
+
+        Args:
+            prompt_or_contents: a prompt string, or contents as google-genai takes them (a list of Content for a
+                conversation).
+            image_size: one the primary model takes in the catalog ("512px", "1K", "2K", "4K"). A size the fallback
+                does not take is left out of the fallback's request.
+            aspect_ratio: "1:1", "16:9", ... or None for the model's default.
+            deadline_s: bounds the whole call, waits included (default: the policy's deadline_s, 900 s). No wait is
+                started that would end past it, and each request's HTTP timeout is what is left of it.
+            **config: more GenerateContentConfig fields (safety_settings, temperature, ...). response_modalities and
+                image_config are set by the generator.
+
+        Returns:
+            An ImageResult: the image, the model that served it, attempts, waits, the classes met, the cost.
+
+        Raises:
+            ValueError: a bad argument, before any request is sent.
+            QuotaExhaustedError: a per-day quota is used up and there is no fallback (or fallback_on_quota is off).
+            ContentBlockedError: a policy block, a prompt block, or an output block / no image after the re-rolls.
+            RetriesExhaustedError: the retries (and the fallback, if any) ran out, or the deadline left no room.
+            GenerationError: any other failure the generator gives up on.
+            The SDK's own exception, unchanged, for client errors (billing_limited, invalid_argument,
+            failed_precondition, permission_denied, not_found) and unknown failures.
+        """
         request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
         steps, telemetry = self._start(request)
         result: ImageResult | None = None
@@ -67,7 +105,14 @@ class ImageGenerator(GeneratorBase):
         deadline_s: float | None = None,
         **config: Any,
     ) -> Iterator[Progress]:
-        """Yields thought images and text as they arrive, retries and fallbacks, then the final result."""
+        """Generate like generate(), yielding Progress steps as they happen.
+
+        Takes the same arguments as generate(). Yields `thought_image` and `text` steps as the stream delivers
+        them, `retry` (with wait_s and error_class) and `fallback` steps, then one `final` step whose `result` is
+        the ImageResult. Bad arguments raise ValueError at once, before the iterator is returned; the other errors
+        of generate() are raised while iterating. Closing the iterator early ends the call without counting it as
+        an error.
+        """
         request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
         return self._stream(request)
 

@@ -76,8 +76,20 @@ def instrument(
 ) -> bool:
     """Instrument google-genai; True when instrumented. Never raises: problems are logged.
 
-    Idempotent: a second call while instrumented logs and keeps the first set-up.
-    Set NBMON_DISABLED=1 to make it a no-op.
+    Patches `Models.generate_content`, `generate_content_stream` and their `AsyncModels` twins, and the SDK's
+    HTTP layer, so that every HTTP attempt (SDK retries included) and every logical call is counted, traced and
+    logged. The app keeps getting the SDK's own results, chunks and exceptions.
+
+    Args:
+        registry: the Prometheus registry for the metrics (default: prometheus_client's global one).
+        tracer_provider: the OpenTelemetry tracer provider for the spans (default: the global one).
+        logger: a structlog logger for the `genai.generation` events (default: structlog's "nbmon" logger).
+        config: a ShimConfig, the models and the shim's options (default: the file in $NBMON_CONFIG, else
+            $NBMON_CONFIG_FILE, else the defaults).
+
+    Returns False (and logs why) when NBMON_DISABLED is 1/true/yes, when the installed google-genai is outside
+    >=3.0,<4, when the configuration file is invalid, or when the metrics cannot be registered (their names
+    already taken in `registry`). Idempotent: a second call while instrumented logs and keeps the first set-up.
     """
     global _installed
     if os.environ.get(DISABLE_ENV, "").lower() in ("1", "true", "yes"):
@@ -134,7 +146,10 @@ def instrument(
 
 
 def uninstrument() -> None:
-    """Restore the SDK's original methods. Safe to call when not instrumented."""
+    """Restore the SDK's original methods. Safe to call when not instrumented; never raises.
+
+    The metrics stay registered: a later instrument() on the same registry reuses them.
+    """
     global _installed
     with _lock:
         if _installed is None:
@@ -144,11 +159,16 @@ def uninstrument() -> None:
 
 
 def is_instrumented() -> bool:
+    """True while instrument() has patched google-genai (and uninstrument() has not undone it).
+
+    set_enabled(False) does not change it: the methods stay patched, only pass through.
+    """
     return _installed is not None
 
 
 def set_enabled(enabled: bool) -> None:
-    """Kill switch: when off, every wrapper calls straight through to the SDK."""
+    """Kill switch at run time: False makes every wrapper call straight through to the SDK (nothing is counted,
+    traced or logged); True turns the telemetry back on. Works whether or not instrument() ran; never raises."""
     global _enabled
     _enabled = enabled
 
