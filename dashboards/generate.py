@@ -4,7 +4,7 @@
     python dashboards/generate.py --check   # exit 1 if a committed file differs from what this script produces
 
 The JSON is the classic Grafana dashboard model (schemaVersion 39). Every panel reads the `datasource`
-template variable (type datasource, Prometheus) and every query uses only metrics of the README's metric
+template variable (type datasource, Prometheus) and every query uses only metrics of docs/metrics.md's metric
 contract (no recording rules), so the dashboards work against any Prometheus that scrapes the app and
 the daemon. PromQL is limited to what Prometheus 2.42 understands.
 
@@ -364,7 +364,7 @@ def overview_panels() -> list[JSON]:
             "timeseries",
             "Request rate by error class",
             "HTTP attempts per second (SDK retries included) by model and error class (nbmon_requests_total). "
-            "`ok` is a 200 with a final image; see the README's error-class table for the others.",
+            "`ok` is a 200 with a final image; see docs/metrics.md for the others.",
             "reqps",
             [
                 target(

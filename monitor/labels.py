@@ -1,6 +1,6 @@
 """Bounded label values, so an unexpected model name or finish reason cannot explode cardinality.
 
-Rule (documented in the README): configured values always pass; any other value that looks like an
+Rule (documented in docs/metrics.md, label values): configured values always pass; any other value that looks like an
 identifier is admitted as is until `cap` distinct extra values were seen, then it becomes "other".
 Values that do not look like identifiers (spaces, slashes, over 64 characters) are always "other".
 """

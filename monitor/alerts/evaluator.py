@@ -11,11 +11,12 @@ States (their strings are the public contract of `nbmon_rule_state{rule,state}`)
 - `recovering` -> `ok`: ratio < recovery_threshold and `now - since >= recovery_hold_s`; any ratio
   >= recovery_threshold goes back to `firing`.
 - `firing`/`recovering` -> `probing` (a circuit breaker going half-open): while degraded the app sends only a canary
-  share to the primary; when even that is gone (denominator count exactly 0 at every evaluation for
-  `probe_after_s`, timed from the first such evaluation) the rule probes: `probing` is not degraded, so the flag is
-  released and traffic reaches the primary again. From `probing`: ratio > threshold goes straight back to `firing`
-  (the probe failed, no hold); ratio < recovery_threshold for `recovery_hold_s` (timed from the first such
-  evaluation) goes to `ok`; anything else stays `probing` and restarts that timer. `probe_after_s = None`: never.
+  share to the primary; when even that is too little to decide (denominator under min_volume, or no data, at every
+  evaluation for `probe_after_s`, timed from the first such evaluation) the rule probes: `probing` is not degraded,
+  so the flag is released and traffic reaches the primary again. From `probing`: ratio > threshold goes straight
+  back to `firing` (the probe failed, no hold); ratio < recovery_threshold for `recovery_hold_s` (timed from the
+  first such evaluation) goes to `ok`; anything else stays `probing` and restarts that timer. `probe_after_s = None`:
+  never.
 
 Minimum volume: an evaluation whose denominator count is < min_volume (or with no data at all: the window's counts
 passed as None) is "insufficient data": no transition, and the pending/recovering/probe timers are neither reset nor

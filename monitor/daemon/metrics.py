@@ -64,7 +64,7 @@ class DaemonMetrics:
         )
         self.notifications = Counter(
             "nbmon_notifications",
-            "Notification deliveries by channel and result (sent, retried, failed_permanent, dropped).",
+            "Notification deliveries by channel and result (sent, retried, failed_permanent, dropped, unpersisted).",
             ["channel", "result"],
             registry=registry,
         )

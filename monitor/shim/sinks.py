@@ -242,7 +242,7 @@ class FoldedShimMetrics:
     tables when the registry is collected (a scrape), and on the call path once `fold_every` records wait
     (an app nobody scrapes) unless a fold is running. A scrape thus shows every record appended before it
     began, in order, as if each call had added its own; the call pays an append instead of a lock and ten
-    table updates (measured about 1.3% of a ~50 KB call in place; see the README's benchmarks). `_created`
+    table updates (measured about 1.3% of a ~50 KB call in place; see docs/benchmarks.md). `_created`
     is the time of a series' first record.
     """
 

@@ -39,7 +39,7 @@ class SimOutcome(StrEnum):
     STREAM_ERROR = "stream_error"
     RESET = "reset"
     SLOW = "slow"
-    # The API as of 2026 (gemini-api.md; docs/error-classes.md has the sources)
+    # The API as of 2026 (gemini-api.md; docs/models.md, "Today's error and response shapes", has the sources)
     HIGH_DEMAND = "high_demand"  # 503 "currently experiencing high demand", no details
     CAPACITY_EXHAUSTED = "capacity_exhausted"  # 503 with ErrorInfo MODEL_CAPACITY_EXHAUSTED
     SPEND_CAP = "spend_cap"  # 429: the project's monthly spend cap is reached

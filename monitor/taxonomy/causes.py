@@ -2,7 +2,8 @@
 
 Pure data and one function. The messages are the API's own (2026): a spend cap and depleted prepaid credits come
 as 429 RESOURCE_EXHAUSTED with no details (one capture shows 400 for the spend cap); a capacity 503 carries the
-ErrorInfo reason MODEL_CAPACITY_EXHAUSTED. docs/error-classes.md has the bodies and their sources.
+ErrorInfo reason MODEL_CAPACITY_EXHAUSTED. docs/models.md ("Today's error and
+response shapes") has the bodies and their sources.
 """
 
 from __future__ import annotations

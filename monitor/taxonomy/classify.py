@@ -197,7 +197,7 @@ def _classify_error(code: int, error: Mapping[str, Any] | None, header_delay: fl
 
 
 def _classify_429(quota: tuple[Any, ...], retry_after: float | None, message: object) -> ErrorClass:
-    """A per-day violation wins over RetryInfo; a bare 429 is a rate limit (see README)."""
+    """A per-day violation wins over RetryInfo; a bare 429 is a rate limit (docs/metrics.md, error classes)."""
     windows = {v.window for v in quota}
     if QuotaWindow.DAY in windows:
         return ErrorClass.QUOTA_EXHAUSTED

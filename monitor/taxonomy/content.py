@@ -71,7 +71,7 @@ class ContentSummary:
             for part in (content.parts if content is not None else None) or ():
                 if part.inline_data is not None and part.inline_data.data:  # an empty image is no image
                     # _add_image inlined, as below _add_usage: the shim runs this on every call, right after the
-                    # SDK's parsing, when each further function is a cold fetch (see the README's benchmarks).
+                    # SDK's parsing, when each further function is a cold fetch (see docs/benchmarks.md).
                     images = self.images.setdefault(index, [0, 0])
                     images[0] += 1
                     if not part.thought:

@@ -121,7 +121,7 @@ def test_quota_exhausted_is_a_daily_cap_with_hours_of_delay(generate: Gen) -> No
 
 
 def test_the_2026_shapes(generate: Gen) -> None:
-    """Bodies as captured in 2026 (docs/error-classes.md has the sources)."""
+    """Bodies as captured in 2026 (docs/models.md, "Today's error and response shapes", has the sources)."""
     spend = generate("spend_cap").json()["error"]
     assert "details" not in spend and "monthly spending cap" in spend["message"]
     prepaid = generate("prepaid_depleted").json()["error"]
