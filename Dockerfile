@@ -26,7 +26,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && mkdir -p /var/lib/nbmon \
     && chown nbmon:nbmon /var/lib/nbmon
 COPY deploy/nbmon.toml /etc/nbmon/nbmon.toml
-# Relative paths in a mounted config (the notify outbox's default, say) land on the state volume.
+# Relative paths in a mounted config land on the state volume (the outbox is kept beside the state file anyway).
 WORKDIR /var/lib/nbmon
 USER 10001:10001
 VOLUME ["/var/lib/nbmon"]

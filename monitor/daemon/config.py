@@ -24,6 +24,7 @@ from monitor.config import ConfigError, ShimConfig, config_from_document, read_d
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
 
 SOURCE_KINDS = ("scrape", "inprocess", "promql")
+DEFAULT_OUTBOX_NAME = "nbmon-outbox.sqlite"  # in the state file's directory unless notify.outbox_path says
 MIN_INTERVAL_S = 0.05  # intervals are seconds for a sidecar (15 s by default); tests compress them to 50 ms
 LOG_FORMATS = ("json", "console", "auto")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -210,6 +211,10 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
             notify = notify_config_from_mapping(data["notify"], errors=errors)
         except ConfigError as exc:
             errors.append(exc)
+    state_path = get("state", _path, defaults.state_path, state, "path")
+    if not isinstance(data.get("notify"), Mapping) or "outbox_path" not in data["notify"]:
+        # Beside the state file by default: one directory (one volume) holds everything the daemon must keep.
+        notify = dataclasses.replace(notify, outbox_path=Path(state_path).parent / DEFAULT_OUTBOX_NAME)
 
     config = DaemonConfig(
         listen_host=get("listen", _host, defaults.listen_host, listen, "host"),
@@ -221,7 +226,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         evaluation_interval_s=get(
             "evaluation", positive_seconds, defaults.evaluation_interval_s, evaluation, "interval"
         ),
-        state_path=get("state", _path, defaults.state_path, state, "path"),
+        state_path=state_path,
         flagd_path=get("state", _path, None, state, "flagd_path"),
         admin_token=_token(admin, errors),
         log_format=get("log", _choice(LOG_FORMATS), defaults.log_format, log, "format"),

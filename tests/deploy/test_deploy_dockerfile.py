@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import tomllib
@@ -160,10 +161,26 @@ def test_state_and_relative_paths_land_on_the_volume(dockerfile: Dockerfile, tmp
     assert state[1], "the state file must be on a writable VOLUME"
     (workdir,) = dockerfile.final.args("WORKDIR")
     assert mounts.lookup(workdir) == (tmp_path / workdir.strip("/").replace("/", "_"), True)
-    config = daemon_config.load(mounts.host(env["NBMON_CONFIG_FILE"]), environ={})
+    config = daemon_config.load(mounts.host(env["NBMON_CONFIG_FILE"]), environ=env)
     outbox = mounts.lookup(str(config.notify.outbox_path))
     assert outbox is not None
     assert outbox[1]
+    assert config.notify.outbox_path.parent == Path(env["NBMON_STATE_FILE"]).parent
+
+
+def test_the_images_config_run_locally_keeps_its_files_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy/nbmon.toml outside the image, with a channel added: state and outbox in one directory."""
+    config_file = tmp_path / "nbmon.toml"
+    channel = '\n[notify.channels.oncall]\nkind = "slack"\nwebhook_url_env = "TEST_SLACK_URL"\n'
+    config_file.write_text((ROOT / "deploy" / "nbmon.toml").read_text() + channel)
+    monkeypatch.setenv("TEST_SLACK_URL", "https://hooks.slack.example/services/T/B/X")
+    local = daemon_config.load(config_file, environ={})
+    assert local.notify.outbox_path.parent == local.state_path.parent == Path()
+    moved = daemon_config.load(config_file, environ={"NBMON_STATE_FILE": str(tmp_path / "s" / "state.json")})
+    assert moved.notify.outbox_path == tmp_path / "s" / "nbmon-outbox.sqlite"
+    assert daemon_config.preflight(dataclasses.replace(moved, listen_port=0)) == []
 
 
 def test_the_parser_reads_continuations_and_stages() -> None:
