@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint types unit bench simulate clean tools
-# Real tools the tests drive (Alertmanager, amtool), from Debian when missing.
-DEBIAN_TOOLS := prometheus-alertmanager
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# promtool and prometheus are unpacked from Debian's .deb (apt-get download + dpkg -x): no service start.
-TOOLS_DIR := $(CURDIR)/.tools
+# The real programs the tests drive, unpacked from Debian's packages into .tools/ (apt-get download + dpkg -x):
+# nothing is installed on the host, nothing is started, no root is needed. prometheus brings promtool and
+# prometheus; prometheus-alertmanager brings alertmanager (as usr/bin/prometheus-alertmanager) and amtool.
+TOOLS_DIR ?= $(CURDIR)/.tools
+# When apt-get download cannot use the host's package lists (none yet, or not readable), it fetches its own into
+# .tools/apt: apt-get update with these options writes there only, so it needs no root and leaves the host alone.
+APT_LOCAL = -o Dir::State::Lists=$(TOOLS_DIR)/apt/lists -o Dir::Cache=$(TOOLS_DIR)/apt/cache -o Debug::NoLocking=true
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,22 +30,30 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check monitor tests bench dashboards deploy
 
 types: $(STAMP)
-	$(BIN)/mypy --strict monitor dashboards
+	$(BIN)/mypy --strict monitor dashboards tests
 
+# Line and branch coverage of monitor/; the floor is [tool.coverage.report] fail_under in pyproject.toml.
 unit: $(STAMP)
-	NBMON_TOOLS_DIR=$(TOOLS_DIR) $(BIN)/pytest
+	NBMON_TOOLS_DIR=$(TOOLS_DIR) $(BIN)/pytest --cov=monitor --cov-branch --cov-report=term-missing:skip-covered
 
-tools:
-	@command -v prometheus-alertmanager >/dev/null 2>&1 || { \
-	  echo "installing from Debian: $(DEBIAN_TOOLS)"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_TOOLS) >/dev/null 2>&1 || \
-	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_TOOLS) >/dev/null; }; }
-	@test -x $(TOOLS_DIR)/usr/bin/promtool || { \
-	  echo "unpacking promtool and prometheus from Debian's prometheus package into .tools/"; \
-	  mkdir -p $(TOOLS_DIR)/deb && cd $(TOOLS_DIR)/deb && \
-	  { apt-get download prometheus >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; } && \
-	  dpkg -x prometheus_*.deb $(TOOLS_DIR) && rm -f prometheus_*.deb; }
+tools: $(TOOLS_DIR)/usr/bin/promtool $(TOOLS_DIR)/usr/bin/prometheus-alertmanager
+
+$(TOOLS_DIR)/usr/bin/promtool:
+	$(call unpack_deb,prometheus)
+
+$(TOOLS_DIR)/usr/bin/prometheus-alertmanager:
+	$(call unpack_deb,prometheus-alertmanager)
+
+# $(call unpack_deb,PACKAGE): download Debian's PACKAGE (the host's lists, else .tools/apt's) and dpkg -x it.
+define unpack_deb
+	@echo "unpacking Debian's $(1) into $(TOOLS_DIR)/"
+	@mkdir -p $(TOOLS_DIR)/deb $(TOOLS_DIR)/apt/lists/partial $(TOOLS_DIR)/apt/cache/archives/partial
+	@cd $(TOOLS_DIR)/deb && rm -f $(1)_*.deb && \
+	  { apt-get download $(1) >/dev/null 2>&1 || apt-get $(APT_LOCAL) download $(1) >/dev/null 2>&1 || \
+	    { echo "  (fetching package lists into $(TOOLS_DIR)/apt)" && \
+	      apt-get $(APT_LOCAL) update -qq >/dev/null && apt-get $(APT_LOCAL) download $(1) >/dev/null; }; } && \
+	  dpkg -x $(1)_*.deb $(TOOLS_DIR) && rm -f $(1)_*.deb
+endef
 
 test: tools lint types unit
 
@@ -66,4 +76,4 @@ bench: $(STAMP) $(OTEL_STAMP)
 	$(OTEL_VENV)/bin/python bench/bench_otel_genai.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* build dist

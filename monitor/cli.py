@@ -67,6 +67,13 @@ COMMANDS: dict[str, Command] = {
         "monitor.quota.args",
         extra="daemon,cli",
     ),
+    "proxy": Command(
+        "pass-through proxy for apps in any language: watched like the shim, steered and retried on request",
+        "monitor.proxy.cli",
+        "add_arguments",
+        "run",
+        extra="proxy",
+    ),
     "simulate": Command(
         "serve the Gemini API simulator (fault profiles, scenarios)", "monitor.simulator.cli", "add_arguments", "run"
     ),

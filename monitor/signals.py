@@ -33,6 +33,9 @@ class Reading:
     values: Counts = field(default_factory=dict)  # cumulative counter values, summed over targets
     ok: bool = True
     error: str | None = None
+    # Every series that exists is in `values` (an in-process registry, read whole): a series absent from the
+    # previous complete reading was created since, from 0. A scrape cannot say so (a target may have dropped out).
+    complete: bool = False
 
 
 class CounterSource(Protocol):

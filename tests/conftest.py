@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import structlog
 from google import genai
-from google.genai import types
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -20,6 +17,16 @@ import monitor
 from monitor.logs import redact_secrets
 from monitor.simulator import SimulatorServer
 from monitor.testing import InternalErrorCollector
+from tests.support.shim import Shim, genai_client
+
+
+@pytest.fixture(autouse=True)
+def structlog_config_restored() -> Iterator[None]:
+    """A test that configures structlog (configure_logging caches loggers on first use) leaves it as it found it:
+    a logger cached under another test's configuration would write into that test's capture forever."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(autouse=True)
@@ -61,49 +68,11 @@ def uninstrumented() -> Iterator[None]:
 
 # --- the shim against the simulator -------------------------------------------------------------------------
 
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
-API_KEY = "AIzaSyTESTKEY_0123456789abcdefghijklmnopq"  # shaped like a real key, to prove redaction
-IMAGE_CONFIG = {"response_modalities": ["TEXT", "IMAGE"], "image_config": {"image_size": "1K", "aspect_ratio": "16:9"}}
-
-
-@dataclass
-class Shim:
-    """What an instrumented test can read back: the real registry, spans and log events."""
-
-    registry: CollectorRegistry
-    spans: InMemorySpanExporter
-    logs: LogCapture
-
-    def value(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
-
-    def total(self, name: str, **labels: str) -> float:
-        """Sum over every sample of `name` whose labels include `labels`."""
-        return sum(
-            sample.value
-            for family in self.registry.collect()
-            for sample in family.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-        )
-
-    def only_span(self) -> ReadableSpan:
-        (span,) = self.spans.get_finished_spans()
-        return span
-
-    def events(self, name: str = "genai.generation") -> list[dict[str, Any]]:
-        return [e for e in self.logs.entries if e["event"] == name]
-
 
 @pytest.fixture
 def gemini_sim() -> Iterator[SimulatorServer]:
     with SimulatorServer() as server:
         yield server
-
-
-def genai_client(url: str, **http_options: Any) -> genai.Client:
-    """Keep a reference: google-genai closes its HTTP client when the Client is garbage-collected."""
-    return genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=url, **http_options))
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ class CounterWindow:
         self._steps: deque[_Step] = deque()
         self._last: dict[Series, float] = {}  # values of the newest ok reading: the baseline of the next step
         self._last_at: float | None = None
+        self._last_complete = False
 
     def __len__(self) -> int:
         return len(self._steps)
@@ -63,12 +64,15 @@ class CounterWindow:
         current: dict[Series, float] = {}
         increases: dict[Series, float] = {}
         last = self._last
+        from_zero = reading.complete and self._last_complete  # a series new since a complete reading started at 0
         for series, value in reading.values.items():
             if not math.isfinite(value) or value < 0:
                 continue  # garbage value: treat the series as missing from this reading
             current[series] = value
             previous = last.get(series)
             if previous is None:
+                if from_zero and value > 0:
+                    increases[series] = value
                 continue  # new or returning series: this value is only a baseline
             # A drop is a counter reset: the series restarted from 0, so everything it holds is new.
             delta = value - previous if value >= previous else value
@@ -78,6 +82,7 @@ class CounterWindow:
         self._steps.append(_Step(reading.at, increases if self._last_at is not None else {}))
         self._last = current
         self._last_at = reading.at
+        self._last_complete = reading.complete
         self._prune(reading.at)
         return True
 

@@ -40,6 +40,8 @@ from monitor.notify.config import build_notifiers
 from monitor.signals import CounterSource
 
 if TYPE_CHECKING:
+    from monitor.proxy.config import ProxyConfig
+    from monitor.proxy.server import ProxyServer
     from monitor.quota import QuotaPoller
 
 _log = structlog.get_logger("nbmon.daemon")
@@ -101,10 +103,14 @@ class Daemon:
         longest = max((r.window_s for r in rules), default=60.0)
         window = CounterWindow(max_age_s=longest + 4 * config.source_interval_s)
         bound = SeriesBounds(config.shim.known_models, config.shim.max_extra_model_labels)
+        # [proxy]: its metrics on a registry of their own (served on its port), read in-process by the rules.
+        self.proxy_registry = CollectorRegistry() if config.proxy is not None else None
         self.signal = (
             BufferedCounters(source, window, bound, self._source_ok)
             if source is not None
-            else signal_from_config(config, window, bound, self._source_ok, self._source_error)
+            else signal_from_config(
+                config, window, bound, self._source_ok, self._source_error, proxy_registry=self.proxy_registry
+            )
         )
         self._source_name = self.signal.name
         self.admin_token = config.admin_token
@@ -128,6 +134,7 @@ class Daemon:
         self._scheduler: BackgroundScheduler | None = None
         self._tick_origin: float | None = None  # the monotonic time of the first scheduled evaluation
         self._server: DaemonServer | None = None
+        self.proxy: ProxyServer | None = None
         self._restore()
         self._publish()
 
@@ -305,6 +312,8 @@ class Daemon:
             self._server = DaemonServer(self, self.config.listen_host, self.config.listen_port, self._http_error)
             self._server.start()
             _log.info("nbmon.daemon.listening", url=self.url)  # the first line: where to reach it
+        if self.config.proxy is not None and self.proxy_registry is not None:
+            self.proxy = self._start_proxy(self.config.proxy, self.proxy_registry)
         scheduler = BackgroundScheduler(timezone="UTC")
         options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "next_run_time": datetime.now(UTC)}
         jobs = [
@@ -341,6 +350,9 @@ class Daemon:
             self._scheduler.shutdown(wait=False)  # a job stuck on a slow target must not hold the shutdown
             self._scheduler = None
         self.signal.close()  # aborts a scrape or query in flight
+        if self.proxy is not None:
+            self.proxy.stop()  # requests in flight get the server's shutdown timeout
+            self.proxy = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -354,6 +366,24 @@ class Daemon:
     @property
     def url(self) -> str:
         return self._server.url if self._server is not None else ""
+
+    def _start_proxy(self, config: ProxyConfig, registry: CollectorRegistry) -> ProxyServer:
+        """The proxy steers by this daemon's own flag: no OFREP round trip, never a stale read."""
+        from monitor.proxy.otel import tracer_provider_from_env
+        from monitor.proxy.server import ProxyServer, build_forwarder
+
+        async def degraded() -> bool:
+            return self.store.effective().value
+
+        forwarder = build_forwarder(
+            config, self.config.shim, registry, degraded, tracer_provider=tracer_provider_from_env()
+        )
+        proxy = ProxyServer(forwarder, registry, on_error=self._http_error)
+        proxy.start()
+        _log.info(
+            "nbmon.proxy.listening", url=proxy.url, upstream=config.upstream, steer=config.steer, retry=config.retry
+        )
+        return proxy
 
     def _http_error(self, path: str, error: Exception) -> None:
         self.metrics.job_errors.labels("http").inc()

@@ -22,8 +22,9 @@ from monitor.alerts.rules import Action, Rule, rules_from_mapping
 from monitor.alerts.rules import parse_duration as rule_duration
 from monitor.config import ConfigError, ShimConfig, config_from_document, read_document
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
+from monitor.proxy.config import ProxyConfig, proxy_config_from_mapping
 
-SOURCE_KINDS = ("scrape", "inprocess", "promql")
+SOURCE_KINDS = ("scrape", "inprocess", "promql", "proxy")  # proxy: the [proxy] this process serves
 DEFAULT_OUTBOX_NAME = "nbmon-outbox.sqlite"  # in the state file's directory unless notify.outbox_path says
 MIN_INTERVAL_S = 0.05  # intervals are seconds for a sidecar (15 s by default); tests compress them to 50 ms
 LOG_FORMATS = ("json", "console", "auto")
@@ -84,6 +85,7 @@ class DaemonConfig:
     quota_timeout_s: float = 30.0
     quota_key_file: Path | None = None
     quota_rules: Mapping[str, Any] = field(default_factory=dict)
+    proxy: ProxyConfig | None = None  # [proxy]: the pass-through proxy, served by `nbmon run` on its own port
     warnings: tuple[str, ...] = ()  # legal but probably not meant: said by check-config and at start
     # `rules` parsed once, against the models' roles: what check-config checks is what run evaluates.
     rule_set: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
@@ -149,6 +151,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         "alertmanager",
         "notify",
         "quota",
+        "proxy",
     }
     errors.extend(
         ConfigError(k, f"unknown section (expected one of {', '.join(sorted(known))})") for k in data if k not in known
@@ -212,6 +215,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         except ConfigError as exc:
             errors.append(exc)
     state_path = get("state", _path, defaults.state_path, state, "path")
+    proxy = proxy_config_from_mapping(data["proxy"], errors) if "proxy" in data else None
     if not isinstance(data.get("notify"), Mapping) or "outbox_path" not in data["notify"]:
         # Beside the state file by default: one directory (one volume) holds everything the daemon must keep.
         notify = dataclasses.replace(notify, outbox_path=Path(state_path).parent / DEFAULT_OUTBOX_NAME)
@@ -219,7 +223,10 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
     config = DaemonConfig(
         listen_host=get("listen", _host, defaults.listen_host, listen, "host"),
         listen_port=get("listen", _port, defaults.listen_port, listen, "port"),
-        source_kind=get("source", _choice(SOURCE_KINDS), defaults.source_kind, source, "kind"),
+        # With [proxy] the rules read its counters in-process, unless [source] says otherwise.
+        source_kind=get(
+            "source", _choice(SOURCE_KINDS), "proxy" if proxy is not None else defaults.source_kind, source, "kind"
+        ),
         targets=get("source", _urls, defaults.targets, source, "targets"),
         source_interval_s=get("source", positive_seconds, defaults.source_interval_s, source, "interval"),
         promql_url=get("source", _url, None, source, "promql_url"),
@@ -241,10 +248,15 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         quota_timeout_s=get("quota", positive_seconds, defaults.quota_timeout_s, quota, "timeout"),
         quota_key_file=get("quota", _path, None, quota, "key_file"),
         quota_rules=dict(quota.get("rules", {})) if isinstance(quota.get("rules", {}), Mapping) else {},
+        proxy=proxy,
     )
     if config.source_kind == "inprocess":
         errors.append(
             ConfigError("source.kind", "inprocess reads the app's own registry: use monitor.embed() in the app")
+        )
+    if config.source_kind == "proxy" and config.proxy is None:
+        errors.append(
+            ConfigError("source.kind", "proxy reads the counters of the [proxy] this daemon serves: add [proxy]")
         )
     if config.source_kind == "promql" and not config.promql_url:
         errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
@@ -273,7 +285,17 @@ def _consistency(config: DaemonConfig, rules: tuple[Rule, ...]) -> list[ConfigEr
     ):
         if seconds < MIN_INTERVAL_S:
             found.append(ConfigError(key, f"{seconds:g}s is below {MIN_INTERVAL_S:g}s: a tick would never rest"))
-    if config.source_kind == "scrape":
+    if (
+        config.proxy is not None
+        and config.listen_port
+        and (config.proxy.host, config.proxy.port)
+        == (
+            config.listen_host,
+            config.listen_port,
+        )
+    ):
+        found.append(ConfigError("proxy.port", f"{config.proxy.port} is listen.port too: give the proxy its own"))
+    if config.source_kind in ("scrape", "proxy"):
         seen: dict[str, int] = {}
         for index, target in enumerate(config.targets):
             if target in seen:  # the URLs are normalised (trailing slash) on parsing
@@ -301,6 +323,16 @@ def _warnings(rules: tuple[Rule, ...], config: DaemonConfig) -> list[str]:
         said.append(
             "rules: no enabled rule sets the degraded-mode flag: only an override or Alertmanager can turn it on"
         )
+    if config.proxy is not None and config.source_kind != "proxy":
+        said.append(
+            f"source.kind: {config.source_kind} while [proxy] is on: the rules do not read the proxy's counters "
+            "(and a call both the app and the proxy report counts once, by the proxy, only if the rules read it)"
+        )
+    if config.proxy is not None and config.proxy.host not in ("127.0.0.1", "::1", "localhost"):
+        said.append(
+            f"proxy.host: {config.proxy.host} takes clients from other machines; the proxy forwards only to its "
+            "upstream, with the caller's own key, but anyone who reaches it is counted in your metrics"
+        )
     return said
 
 
@@ -309,13 +341,17 @@ def preflight(config: DaemonConfig) -> list[ConfigError]:
 
     Shared by `check-config` and `run` (which checks before it starts anything), so both refuse the same things."""
     found: list[ConfigError] = []
-    if config.listen_port:
-        try:
-            family = socket.AF_INET6 if ":" in config.listen_host else socket.AF_INET
-            with socket.socket(family, socket.SOCK_STREAM) as probe:
-                probe.bind((config.listen_host, config.listen_port))
-        except OSError as exc:
-            found.append(ConfigError("listen.port", f"{config.listen_host}:{config.listen_port}: {exc.strerror}"))
+    ports = [("listen.port", config.listen_host, config.listen_port)]
+    if config.proxy is not None:
+        ports.append(("proxy.port", config.proxy.host, config.proxy.port))
+    for key, host, port in ports:
+        if port:  # 0 picks a free one
+            try:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    probe.bind((host, port))
+            except OSError as exc:
+                found.append(ConfigError(key, f"{host}:{port}: {exc.strerror}"))
     found.extend(missing_packages(config))
     files = [("state.path", config.state_path), ("state.flagd_path", config.flagd_path)]
     if config.notify.channels:

@@ -67,34 +67,43 @@ class DaemonAPI(Protocol):
     def alertmanager(self, payload: Any) -> dict[str, Any]: ...  # PayloadError (a ValueError) -> 400
 
 
-class DaemonServer:
-    """The HTTP server on its own event loop in a background thread; port 0 picks a free one.
+class AppServer:
+    """An aiohttp application on its own event loop in a background thread, behind the connection guard;
+    port 0 picks a free one. The daemon's API and the proxy are both served this way.
 
     The port is bound here, so a taken port fails at construction (OSError), as `nbmon run` expects.
     """
 
     def __init__(
         self,
-        api: DaemonAPI,
+        build: Callable[[], web.Application],
         host: str,
         port: int,
         on_error: Callable[[str, Exception], None],
         *,
         limits: HttpLimits | None = None,
+        name: str = "nbmon-http",
+        cancel_on_disconnect: bool = False,
     ) -> None:
+        """`build` makes the application, on the server's loop (aiohttp binds some objects to the loop).
+        `cancel_on_disconnect`: a handler is cancelled when its client goes (the proxy stops its upstream)."""
         self.limits = limits or HttpLimits()
-        self._api, self._on_error = api, on_error
+        self._cancel_on_disconnect = cancel_on_disconnect
+        self._build, self._on_error = build, on_error
         family = socket.AF_INET6 if ":" in host else socket.AF_INET  # names resolve to IPv4, as before
         self._sock = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
         self._address: tuple[str, int] = self._sock.getsockname()[:2]
-        self._pool = ThreadPoolExecutor(max_workers=self.limits.workers, thread_name_prefix="nbmon-http-api")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="nbmon-http", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._ready = threading.Event()
         self._failed: BaseException | None = None
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
 
     @property
     def port(self) -> int:
@@ -121,7 +130,6 @@ class DaemonServer:
         else:
             self._sock.close()
             self._loop.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # --- the loop's thread --------------------------------------------------------------------------------
 
@@ -142,9 +150,13 @@ class DaemonServer:
             self._close_loop()
 
     async def _setup(self) -> None:
-        app = build_app(self._api, self.limits, self._pool, self._on_error)
+        app = self._build()
         runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=self.limits.shutdown_timeout
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=self.limits.shutdown_timeout,
+            handler_cancellation=self._cancel_on_disconnect,
         )
         await runner.setup()
         assert runner.server is not None
@@ -179,3 +191,24 @@ class DaemonServer:
         if not isinstance(error, Exception):
             error = RuntimeError(str(context.get("message", "asyncio error")))
         self._on_error("http", error)
+
+
+class DaemonServer(AppServer):
+    """The daemon's API (`DaemonAPI`), whose calls run on a small thread pool: they take the daemon's lock."""
+
+    def __init__(
+        self,
+        api: DaemonAPI,
+        host: str,
+        port: int,
+        on_error: Callable[[str, Exception], None],
+        *,
+        limits: HttpLimits | None = None,
+    ) -> None:
+        limits = limits or HttpLimits()
+        self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="nbmon-http-api")
+        super().__init__(lambda: build_app(api, limits, self._pool, on_error), host, port, on_error, limits=limits)
+
+    def stop(self) -> None:
+        super().stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -19,6 +19,8 @@ from monitor.signals import CounterSource, Counts, Reading, Series, WindowSource
 from monitor.taxonomy import ErrorClass
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from monitor.daemon.config import DaemonConfig
 
 _ERROR_CLASSES = frozenset(c.value for c in ErrorClass)
@@ -132,9 +134,16 @@ def signal_from_config(
     bound: Callable[[Counts], Counts],
     on_success: Callable[[], None],
     on_error: Callable[[str, str], None],
+    *,
+    proxy_registry: CollectorRegistry | None = None,
 ) -> WindowedSignal:
-    """The source `[source]` configures, in the shape the daemon reads."""
+    """The source `[source]` configures, in the shape the daemon reads; `proxy_registry` holds the counters of
+    the proxy this daemon serves (source kind `proxy`)."""
     from monitor.sources import InProcessSource, PromQLSource, ScrapeSource
+
+    if config.source_kind == "proxy" and proxy_registry is not None:
+        proxy = InProcessSource(proxy_registry, on_error=on_error)
+        return BufferedCounters(proxy, window, bound, on_success)
 
     if config.source_kind == "promql" and config.promql_url:
         promql = PromQLSource(config.promql_url, on_error=on_error)

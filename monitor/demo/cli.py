@@ -29,6 +29,7 @@ import structlog
 
 from monitor.demo.args import LOG_NAME
 from monitor.demo.observe import Event, Observer, Snapshot
+from monitor.demo.polyglot import polyglot_text
 from monitor.demo.report import header, summary, where_next
 from monitor.demo.script import (
     MAX_DAY_SECONDS,
@@ -190,6 +191,7 @@ def _play_day(stack: DemoStack, schedule: Schedule, observer: Observer, view: Pl
                 view.event(Event(schedule.starts[index], "phase", f"--- {schedule.phases[index].title}"))
             for event in observer.events():
                 view.event(event)
+            _polyglot(stack, observer, view, t)
             if t >= next_snapshot:  # reading the registries costs CPU: twice a second is enough
                 next_snapshot = t + SNAPSHOT_S
                 snap = observer.snapshot()
@@ -201,9 +203,20 @@ def _play_day(stack: DemoStack, schedule: Schedule, observer: Observer, view: Pl
     return False
 
 
+def _polyglot(stack: DemoStack, observer: Observer, view: PlainView, t: float) -> None:
+    """Once degraded mode is on: one call from a non-Python client through the proxy; its answer as an event."""
+    client = stack.polyglot
+    if not client.started and observer.mode_changes and observer.mode_changes[-1].degraded:
+        client.start()
+    elif client.done and not client.reported:
+        client.reported = True
+        view.event(Event(t, "proxy", polyglot_text(client)))
+
+
 def _wind_down(stack: DemoStack, observer: Observer, view: PlainView) -> Snapshot:
     """Stops the load, lets the last notifications arrive, shows the last events; the final figures."""
     stack.stop_load()
+    stack.polyglot.join(timeout=35)  # its verdict is part of the day's
     deadline = time.monotonic() + DRAIN_S
     while stack.notifications_pending() and time.monotonic() < deadline:
         time.sleep(TICK_S)
@@ -239,6 +252,8 @@ def _problems(
         legacy=stack.legacy.model if stack.legacy is not None else None,
         deprecated_calls=sum(final.sums.deprecated_calls.values()),
         reroutes=sum(final.sums.reroutes.values()),
+        polyglot=stack.polyglot.result,
+        polyglot_error=stack.polyglot.error if stack.polyglot.client is not None else None,
     )
     return problems(evidence, schedule.clock_at)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import monitor
 from monitor.demo.observe import Observer, Snapshot
+from monitor.demo.polyglot import polyglot_text
 from monitor.demo.quota_feed import PROJECT
 from monitor.demo.script import Schedule, Timing
 from monitor.demo.stack import DemoStack
@@ -66,6 +67,7 @@ def summary(snap: Snapshot, observer: Observer, schedule: Schedule, timing: Timi
         *(f"                   {clock(r.t)} {r.channel} <- {r.text}" for r in observer.received),
         f"  mode timeline    {timeline[0] if timeline else 'never left normal mode'}",
         *(f"                   {entry}" for entry in timeline[1:]),
+        f"  other languages  {polyglot_text(observer.stack.polyglot)}",
         f"  internal errors  {sum(sums.internal_errors.values()):g} (nbmon_internal_errors_total)",
     ]
 
@@ -88,6 +90,7 @@ def where_next(stack: DemoStack, log_file: Path, keep_running: bool) -> list[str
         "",
         "Where to look next",
         f"  app metrics    {stack.app_metrics_url}  (what the sidecar scrapes: nbmon_requests_total, ...)",
+        f"  proxy          {stack.proxy_url}/metrics  (calls from any language: point the base URL here)",
         f"  daemon         {daemon}/metrics  (nbmon_degraded_mode, nbmon_rule_state, nbmon_quota_*, ...)",
         f"                 {daemon}/v1/state  (the decision, the rules, the last transitions)",
         f"  flag (OFREP)   curl -s -X POST {daemon}{OFREP_FLAG} -H 'content-type: application/json' "

@@ -24,6 +24,7 @@ from monitor.config import ShimConfig
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
 from monitor.demo.load import LegacyJob, LoadGenerator
+from monitor.demo.polyglot import PolyglotClient
 from monitor.demo.quota_feed import POLL_INTERVAL_S, POLL_TIMEOUT_S, QuotaFeed
 from monitor.demo.script import Legacy, Phase, Timing
 from monitor.generator import OfrepFlagSource
@@ -100,6 +101,9 @@ class DemoStack:
         with _naming_port("daemon", options.daemon_port):
             self.daemon.start()
         exit_stack.callback(self.daemon.stop)
+        assert self.daemon.proxy is not None  # [proxy] is in the config: the daemon serves it
+        self.proxy_url = self.daemon.proxy.url
+        self.polyglot = PolyglotClient(self.proxy_url)
         flag_http = exit_stack.enter_context(httpx.Client(timeout=1.0, trust_env=False))
         self.flag = OfrepFlagSource(
             self.daemon.url, ttl_s=timing.flag_ttl_s, targeting_key="nbmon-demo", http_client=flag_http
@@ -143,6 +147,9 @@ class DemoStack:
                 },
             },
             "quota": {"interval": POLL_INTERVAL_S, "timeout": POLL_TIMEOUT_S},
+            # For an app in another language: the proxy, steered by this daemon's flag. The rules keep reading the
+            # Python app's /metrics (source.kind scrape, above); the proxy's calls are on the proxy's /metrics.
+            "proxy": {"port": 0, "upstream": self.sim.url, "steer": True, "canary_share": 0.0},
         }
 
     def play(self, phase: Phase) -> None:

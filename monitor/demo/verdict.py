@@ -2,7 +2,8 @@
 
 The day passes only if degraded mode engaged during the storm (not before: that would be a false alarm), the app
 followed the flag to Flash, the mode came back to normal after the storm and the app back to Pro, Slack and
-PagerDuty received both ends of the episode, and nbmon's own telemetry swallowed no error. When the catalog has a
+PagerDuty received both ends of the episode, a non-Python client calling through the proxy while degraded was
+steered to Flash, and nbmon's own telemetry swallowed no error. When the catalog has a
 deprecated model, the app's forgotten job calls it: nbmon must count those calls, and the reroute that follows.
 """
 
@@ -12,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from monitor.demo.observe import ModeChange, Received
-from monitor.demo.script import THRESHOLD
+from monitor.demo.polyglot import PolyglotCall
+from monitor.demo.script import FLASH, THRESHOLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class Evidence:
     legacy: str | None = None  # the deprecated model the legacy job calls (None: the catalog has none today)
     deprecated_calls: float = 0.0
     reroutes: float = 0.0
+    polyglot: PolyglotCall | None = None  # the non-Python client's call through the proxy while degraded
+    polyglot_error: str | None = None  # it ran and failed (None: it succeeded, or no node/curl to run it)
 
 
 def problems(evidence: Evidence, clock: Callable[[float], str]) -> list[str]:
@@ -72,6 +76,15 @@ def problems(evidence: Evidence, clock: Callable[[float], str]) -> list[str]:
             found.append(f"the calls to the deprecated {evidence.legacy} were never counted as deprecated")
         if evidence.reroutes <= 0:
             found.append(f"the evening's reroute of {evidence.legacy} was never seen")
+    if evidence.polyglot_error is not None:
+        found.append(f"the non-Python client's call through the proxy failed: {evidence.polyglot_error}")
+    elif evidence.polyglot is not None:
+        call = evidence.polyglot
+        if call.status != 200 or call.images != 1 or call.route != "degraded" or call.served != FLASH:
+            found.append(
+                f"the non-Python client was not steered to {FLASH} while degraded: HTTP {call.status}, "
+                f"{call.images} image(s) from {call.served} (route {call.route})"
+            )
     if evidence.internal_errors:
         details = ", ".join(f"{component} {count:g}" for component, count in sorted(evidence.internal_errors.items()))
         found.append(f"nbmon swallowed internal errors in its own telemetry ({details}); see the log file")

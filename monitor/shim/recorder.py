@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import labels
@@ -23,8 +24,16 @@ from monitor.shim.lifecycle import ModelWatch
 from monitor.shim.metrics import ShimMetrics
 from monitor.shim.request_info import RequestInfo, read_request
 from monitor.shim.sinks import GenerationNotes
-from monitor.taxonomy import ContentSummary, ErrorClass, Outcome, classify_content, classify_exception
+from monitor.taxonomy import (
+    ContentSummary,
+    ErrorClass,
+    Outcome,
+    classify_content,
+    classify_exception,
+    classify_http,
+)
 from monitor.taxonomy.limits import QuotaLimitWatch
+from monitor.wire import PROXY_HEADER
 
 KNOWN_REASONS = (
     "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
@@ -49,6 +58,7 @@ class Call:
     last_outcome: Outcome | None = None
     summary: ContentSummary = field(default_factory=ContentSummary)
     finished: bool = False
+    proxied: bool = False  # answered through nbmon's proxy, which counts it: spans and logs here, no metrics
 
 
 class Recorder:
@@ -86,8 +96,18 @@ class Recorder:
         report_internal_error(component, error, self._count_internal)
 
     def start(self, models: Any, kwargs: Mapping[str, Any], *, stream: bool) -> Call | None:
+        """A call through the SDK: `models` is its Models instance, `kwargs` the call's arguments."""
         try:
             info = read_request(models, kwargs, self._config)
+        except Exception as error:  # noqa: BLE001 - telemetry never reaches the app
+            self._internal_error("shim.start", error)
+            return None
+        return self.begin(info, stream=stream)
+
+    def begin(self, info: RequestInfo, *, stream: bool, context: Context | None = None) -> Call | None:
+        """A call described by `info` (the SDK's arguments, or a request body the proxy read); `context` is the
+        parent of its span (the proxy continues its client's trace), default the current one."""
+        try:
             attributes: dict[str, Any] = {
                 semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION,
                 semconv.GEN_AI_PROVIDER_NAME: info.provider,
@@ -107,7 +127,7 @@ class Recorder:
             if info.prompt is not None:
                 attributes[semconv.NBMON_PROMPT] = info.prompt
             name = f"{semconv.OPERATION} {info.model}" if info.model else semconv.OPERATION
-            span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            span = self._tracer.start_span(name, context=context, kind=SpanKind.CLIENT, attributes=attributes)
             if span is INVALID_SPAN:  # what the API hands out without an SDK: known answers, three calls fewer
                 recording = attach = False
             else:
@@ -131,6 +151,8 @@ class Recorder:
     def attempt_failed(self, call: Call, error: BaseException, started: float) -> None:
         end = self._clock()
         try:
+            response = getattr(error, "response", None)
+            call.proxied = call.proxied or came_through_proxy(getattr(response, "headers", None))
             outcome = classify_exception(error)
             if outcome.quota:
                 outcome = self._limits.check(outcome)  # a quota limit lower than before: a tier drop
@@ -138,6 +160,31 @@ class Recorder:
             self._record_attempt(call, outcome, started, end)
         except Exception as internal:  # noqa: BLE001
             self._internal_error("shim.attempt", internal)
+
+    def attempt_answered(
+        self, call: Call, status: int, body: bytes, headers: Mapping[str, str] | None, started: float
+    ) -> None:
+        """An HTTP attempt whose response the caller read itself (the proxy): a 200 is settled by its content at
+        finish; any other status is classified from its body now."""
+        if status == 200:
+            call.pending_start = started
+            return
+        end = self._clock()
+        try:
+            outcome = classify_http(status, body, headers)
+            if outcome.quota:
+                outcome = self._limits.check(outcome)
+            call.last_error, call.last_outcome = None, outcome
+            self._record_attempt(call, outcome, started, end)
+        except Exception as internal:  # noqa: BLE001
+            self._internal_error("shim.attempt", internal)
+
+    def finish_answered(self, call: Call) -> None:
+        """The end of a call whose last attempt was answered with an error status (`attempt_answered`)."""
+        try:
+            self._finish(call, None, call.last_outcome or Outcome(ErrorClass.UNKNOWN))
+        except Exception as error:  # noqa: BLE001
+            self._internal_error("shim.finish", error)
 
     def add_chunk(self, call: Call, chunk: object) -> None:
         try:
@@ -191,7 +238,8 @@ class Recorder:
     def _record_attempt(self, call: Call, outcome: Outcome, started: float, end: float) -> None:
         call.attempts += 1
         cls = outcome.error_class.value
-        self._metrics.record_attempt(call.model_label, outcome.code_label, cls, end - started, outcome.cause)
+        if not call.proxied:
+            self._metrics.record_attempt(call.model_label, outcome.code_label, cls, end - started, outcome.cause)
         if not call.recording:
             return
         event: dict[str, Any] = {semconv.EVENT_ATTEMPT: call.attempts, semconv.NBMON_ERROR_CLASS: cls}
@@ -229,18 +277,19 @@ class Recorder:
                 info.service_tier,
             )
             self._models.noticed(info.model, lifecycle, served)
-        self._metrics.record_generation(
-            call.model_label,
-            cls,
-            elapsed,
-            info.image_size,
-            (final, thought),
-            cost,
-            (summary.input_tokens or 0, summary.output_tokens or 0, summary.thoughts_tokens or 0),
-            block,
-            _tier(tier),
-            notes,
-        )
+        if not call.proxied:
+            self._metrics.record_generation(
+                call.model_label,
+                cls,
+                elapsed,
+                info.image_size,
+                (final, thought),
+                cost,
+                (summary.input_tokens or 0, summary.output_tokens or 0, summary.thoughts_tokens or 0),
+                block,
+                _tier(tier),
+                notes,
+            )
         if call.recording:
             self._end_span(call, outcome, final, thought, cost or 0.0, notes)
         elif call.span is not INVALID_SPAN:  # not sampled: nothing to add (without an SDK, nothing to end)
@@ -339,6 +388,8 @@ class Recorder:
                 fields["requested_service_tier"] = notes.requested_tier or "standard"
         if info.prompt is not None:
             fields["prompt"] = info.prompt
+        if call.proxied:
+            fields["proxied"] = True  # counted by the proxy; these metrics left it out
         log = self._resolved_log if self._resolved_log is not None else self._resolve_log()
         if outcome.error_class is ErrorClass.OK:
             log.info("genai.generation", **fields)
@@ -359,6 +410,12 @@ class Recorder:
                 self._internal_error("shim.log", error)
         self._resolved_log = log
         return log
+
+
+def came_through_proxy(headers: object) -> bool:
+    """The response carries the proxy's mark: the proxy, which talked to Google, counted this attempt."""
+    get = getattr(headers, "get", None)  # a dict (the SDK's HttpResponse) or a case-insensitive httpx.Headers
+    return callable(get) and bool(get(PROXY_HEADER) or get("X-Nbmon-Proxy"))
 
 
 def _tier(value: str) -> str:

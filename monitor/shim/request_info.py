@@ -107,3 +107,16 @@ def _prompt_text(contents: Any) -> str | None:
                 texts.append(text)
     joined = "\n".join(texts)
     return joined[:_MAX_CAPTURED_PROMPT] if joined else None
+
+
+def read_json_request(
+    model: str | None, body: Mapping[str, Any], config: ShimConfig, server: tuple[str | None, int | None]
+) -> RequestInfo:
+    """The same, from a REST request body (`generationConfig`, top-level `serviceTier`): what the proxy reads."""
+    generation = body.get("generationConfig")
+    settings: dict[str, Any] = dict(generation) if isinstance(generation, Mapping) else {}
+    if "serviceTier" in body:
+        settings["serviceTier"] = body["serviceTier"]
+    info = read_request(None, {"model": model, "config": settings, "contents": body.get("contents")}, config)
+    info.server_address, info.server_port = server
+    return info

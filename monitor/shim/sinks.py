@@ -149,12 +149,14 @@ def _created_series_on() -> bool:
 
 
 _LE: dict[float, str] = {}  # bucket bound -> `le` label, as prometheus_client writes it
+# Typed here: prometheus_client annotates floatToGoString from 0.26 on, not before.
+_float_to_go: Callable[[float], str] = floatToGoString
 
 
 def _le(bound: float) -> str:
     label = _LE.get(bound)
     if label is None:
-        label = _LE[bound] = str(floatToGoString(bound))  # type: ignore[no-untyped-call]
+        label = _LE[bound] = str(_float_to_go(bound))
     return label
 
 

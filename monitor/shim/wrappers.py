@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from monitor.shim.recorder import Call, Recorder
+from monitor.shim.recorder import Call, Recorder, came_through_proxy
 
 CURRENT_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("nbmon_call", default=None)
 
@@ -203,6 +203,7 @@ def wrap_request_once(original: Callable[..., Any], get: RecorderGetter) -> Call
             recorder.attempt_failed(call, error, started)
             raise
         call.pending_start = started  # an HTTP 200: its class depends on the content, settled at finish
+        call.proxied = call.proxied or came_through_proxy(getattr(response, "headers", None))
         return response
 
     return _request_once
@@ -222,6 +223,7 @@ def wrap_request_once_async(original: Callable[..., Any], get: RecorderGetter) -
             recorder.attempt_failed(call, error, started)
             raise
         call.pending_start = started
+        call.proxied = call.proxied or came_through_proxy(getattr(response, "headers", None))
         return response
 
     return _async_request_once

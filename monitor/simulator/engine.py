@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.catalog import ModelCatalog
+from monitor.simulator.files import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileStore
 from monitor.simulator.images import jpeg_of_about, png_of_about, solid_png
 from monitor.simulator.models import SimModels
 from monitor.simulator.outcomes import SimOutcome
@@ -49,6 +50,8 @@ class SimConfig:
     catalog: ModelCatalog | None = None  # None: the built-in catalog
     serve_retired: bool = False  # True: retired IDs answer as if still served (no 404)
     reroutes: Mapping[str, str] = field(default_factory=dict)  # requested ID -> the model that answers it
+    max_files: int = DEFAULT_MAX_FILES  # Files API: files kept (the oldest goes first), and as many open uploads
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # Files API: the largest upload taken
 
     def __post_init__(self) -> None:
         for model, seconds in self.latency.items():
@@ -66,6 +69,10 @@ class SimConfig:
             raise ValueError(f"image_format: must be 'png' or 'jpeg', got {self.image_format!r}")
         if min(self.image_size) < 1:
             raise ValueError(f"image_size: width and height must be >= 1, got {self.image_size!r}")
+        if self.max_files < 1:
+            raise ValueError(f"max_files: must be >= 1, got {self.max_files!r}")
+        if self.max_file_bytes < 1:
+            raise ValueError(f"max_file_bytes: must be >= 1, got {self.max_file_bytes!r}")
 
     def base_latency(self, model: str, line: str | None = None) -> float:
         key = match_model(self.latency, model, line)
@@ -90,6 +97,10 @@ class Simulator:
         self._profile = profile
         self.models = SimModels(config.catalog, serve_retired=config.serve_retired)
         self._reroutes: dict[str, str] = dict(config.reroutes)
+        # Uploaded files outlive reset(): it restarts the weather, not the project's storage.
+        self.files = FileStore(
+            max_files=config.max_files, max_file_bytes=config.max_file_bytes, seed=seed, wall_clock=wall_clock
+        )
         self.reset()
 
     # -- profile ---------------------------------------------------------------------------------------------

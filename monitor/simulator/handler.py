@@ -1,4 +1,7 @@
-"""HTTP handling: routing, auth, body parsing, and writing JSON, SSE or a connection reset."""
+"""HTTP handling: routing, auth, body parsing, and writing JSON, SSE or a connection reset.
+
+The Files API is only routed here; its wire rules are in files_api.py and its state in files.py.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from monitor.simulator import errors
 from monitor.simulator.engine import Simulator
 from monitor.simulator.errors import ErrorReply
+from monitor.simulator.files_api import FILES_PATH, UPLOAD_PATH, BodyStream, FilesApi, base_url
 from monitor.simulator.outcomes import HTTP_200_OUTCOMES, SimOutcome, to_outcome
 from monitor.simulator.responses import applied_tier, build_response, parse_request, sse_chunks, stream_error_chunks
 from monitor.simulator.specs import parse_profile
@@ -57,6 +61,7 @@ class SimHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], simulator: Simulator, stopping: threading.Event) -> None:
         self.simulator, self.stopping = simulator, stopping
+        self.files = FilesApi(simulator.files)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, SimHandler)
@@ -112,20 +117,23 @@ class SimHandler(BaseHTTPRequestHandler):
     # -- dispatch ---------------------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        self._dispatch(self._GET)
+        if not self._files():
+            self._dispatch(self._GET)
 
     def do_PUT(self) -> None:
-        self._dispatch(self._PUT)
+        if not self._files():
+            self._dispatch(self._PUT)
 
     def do_POST(self) -> None:
         route = match_generate(urlsplit(self.path).path)
         if route is not None:
             self._generate(route)
-        else:
+        elif not self._files():
             self._dispatch(self._POST)
 
     def do_DELETE(self) -> None:
-        self._dispatch({})
+        if not self._files():
+            self._dispatch({})
 
     def _dispatch(self, table: dict[str, str]) -> None:
         body = self._read_body()
@@ -182,6 +190,29 @@ class SimHandler(BaseHTTPRequestHandler):
     def _reset(self, _body: bytes) -> None:
         self.sim.reset()
         self._send_json(200, {"status": "reset"})
+
+    # -- Files API --------------------------------------------------------------------------------------------
+
+    def _files(self) -> bool:
+        """Answer a Files API request; False when the path is not one. An upload chunk is streamed, not held."""
+        parts = urlsplit(self.path)
+        upload = UPLOAD_PATH.match(parts.path) if self.command == "POST" else None
+        resource = FILES_PATH.match(parts.path)
+        if upload is None and resource is None:
+            return False
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        body, query = BodyStream(self.rfile, headers), parse_qs(parts.query)
+        authorized = not self.sim.config.require_key or self._has_credentials()
+        if upload is not None:
+            host, port = self.server.server_address[:2]
+            base = base_url(self.headers.get("host"), f"http://{host!s}:{port}")
+            reply = self.server.files.upload(upload.group(1), query, headers, body, base=base, authorized=authorized)
+        else:
+            version, file_id = resource.groups() if resource else ("v1beta", None)
+            reply = self.server.files.resource(self.command, version, file_id, query, authorized=authorized)
+        body.drain()
+        self._send(reply.status, reply.content_type, reply.body, dict(reply.headers))
+        return True
 
     # -- generateContent --------------------------------------------------------------------------------------
 

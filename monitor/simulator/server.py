@@ -13,13 +13,14 @@ from typing import Any, Self
 
 from monitor.catalog import ModelCatalog
 from monitor.simulator.engine import SimConfig, Simulator, utc_now
+from monitor.simulator.files import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES
 from monitor.simulator.handler import SimHTTPServer
 from monitor.simulator.profiles import Profile
 from monitor.simulator.specs import parse_profile
 
 
 class SimulatorServer:
-    """A Gemini REST API double: generateContent / streamGenerateContent with scripted faults.
+    """A Gemini REST API double: generateContent / streamGenerateContent with scripted faults, and the Files API.
 
     Binds to loopback by default; port 0 picks a free port (read it back from `url` after start()).
     """
@@ -44,6 +45,8 @@ class SimulatorServer:
         catalog: ModelCatalog | None = None,
         serve_retired: bool = False,
         reroutes: Mapping[str, str] | None = None,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -65,6 +68,8 @@ class SimulatorServer:
             catalog=catalog,
             serve_retired=serve_retired,
             reroutes=dict(reroutes or {}),
+            max_files=max_files,
+            max_file_bytes=max_file_bytes,
         )
         self.simulator = Simulator(config, parse_profile(profile, seed=seed), seed, clock, wall_clock)
         self._address = (host, port)

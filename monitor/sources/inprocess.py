@@ -57,4 +57,4 @@ class InProcessSource:
             return Reading(at=at, ok=False, error=str(error))
         at = self._clock()
         self._tracker.success(self.name, at)
-        return Reading(at=at, values=values)
+        return Reading(at=at, values=values, complete=True)  # the whole registry: a new series began at 0

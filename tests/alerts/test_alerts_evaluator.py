@@ -10,9 +10,8 @@ import pytest
 
 from monitor.alerts import DEGRADED_MODE, HISTORY_SIZE, Action, Evaluator, Rule, State, Transition, default_rules
 from monitor.signals import Counts, Series
+from tests.support.constants import FLASH, PRO
 
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
 OK, PENDING, FIRING, RECOVERING, PROBING = State.OK, State.PENDING, State.FIRING, State.RECOVERING, State.PROBING
 
 Step = tuple[float, int] | None  # (503 ratio, requests to the primary in the window), or None: no data

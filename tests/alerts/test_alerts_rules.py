@@ -23,9 +23,7 @@ from monitor.alerts import (
 )
 from monitor.config import ConfigError
 from monitor.signals import Series
-
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
+from tests.support.constants import FLASH, PRO
 
 
 def degraded_rule() -> Rule:

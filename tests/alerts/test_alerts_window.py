@@ -37,6 +37,22 @@ def test_increase_over_the_window(values: list[float | None], expected: float) -
     assert window.counts(60, 60).get(BUSY, 0.0) == expected
 
 
+def test_between_complete_readings_a_new_series_counts_from_zero() -> None:
+    """An in-process registry is read whole: a series absent before was created since, at 0 (a burst of a new
+    error class between two readings is not lost as a baseline). A scrape cannot know that."""
+    window = CounterWindow(3600)
+    assert window.add(Reading(at=0.0, values={OK: 3.0}, complete=True))
+    assert window.add(Reading(at=15.0, values={OK: 4.0, BUSY: 8.0}, complete=True))
+    assert window.counts(60, 15) == {OK: 1.0, BUSY: 8.0}
+    scraped = window_of((0.0, {OK: 3.0}), (15.0, {OK: 4.0, BUSY: 8.0}))
+    assert scraped.counts(60, 15) == {OK: 1.0}
+    # After an incomplete reading (a scrape in between), absence says nothing: a baseline again.
+    mixed = CounterWindow(3600)
+    assert mixed.add(Reading(at=0.0, values={OK: 3.0}))
+    assert mixed.add(Reading(at=15.0, values={OK: 4.0, BUSY: 8.0}, complete=True))
+    assert mixed.counts(60, 15) == {OK: 1.0}
+
+
 def test_only_readings_inside_the_window_count() -> None:
     window = window_of(*[(15.0 * i, {OK: 10.0 * i * i}) for i in range(9)])  # 0..120 s: 0, 10, 40, ... 640
     assert window.counts(30, 120) == {OK: 640.0 - 360.0}  # readings at 90, 105, 120

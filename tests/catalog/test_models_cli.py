@@ -13,8 +13,9 @@ from monitor.catalog import builtin_catalog
 from monitor.catalog.cli import markdown
 from monitor.cli import main
 from monitor.config import config_from_document
+from tests.support.constants import ROOT
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+DOC = ROOT / "docs" / "models.md"
 
 
 def test_table_shows_roles_and_lifecycle_on_a_day(capsys: pytest.CaptureFixture[str]) -> None:

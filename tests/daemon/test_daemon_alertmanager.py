@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +14,9 @@ import pytest
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import DaemonConfig
 from monitor.signals import Reading
+from tests.support.http import free_port
+from tests.support.tools import alertmanager, amtool
+from tests.support.wait import wait_for
 
 TOKEN = "alertmanager-bearer-token-0123"
 ALERT = "NbmonImage503RateHigh"
@@ -101,15 +101,8 @@ def test_webhook_needs_the_bearer_token(daemon: Daemon) -> None:
     assert not degraded(daemon)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_real_alertmanager_flips_the_flag(daemon: Daemon, tmp_path: Path) -> None:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    assert binary, "prometheus-alertmanager is missing: `make test` installs it from Debian"
+    binary = alertmanager()
     config = tmp_path / "alertmanager.yml"
     config.write_text(
         f"""
@@ -130,10 +123,8 @@ receivers:
             credentials: {TOKEN}
 """
     )
-    amtool = shutil.which("amtool")
-    if amtool:
-        checked = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, check=False)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    checked = subprocess.run([amtool(), "check-config", str(config)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -148,15 +139,15 @@ receivers:
         stderr=subprocess.PIPE,
     )
     try:
-        wait_for(lambda: _ok(f"{url}/-/ready"), "Alertmanager ready")
+        wait_for(lambda: _ok(f"{url}/-/ready"), timeout=30, interval=0.2, what="Alertmanager ready")
         now = datetime.now(UTC)
         alert = {"labels": {"alertname": ALERT, "severity": "critical"}, "startsAt": now.isoformat()}
         alert["endsAt"] = (now + timedelta(hours=1)).isoformat()
         assert httpx.post(f"{url}/api/v2/alerts", json=[alert]).status_code == 200
-        wait_for(lambda: degraded(daemon), "degraded after the alert fired")
+        wait_for(lambda: degraded(daemon), timeout=30, interval=0.2, what="degraded after the alert fired")
         alert["endsAt"] = datetime.now(UTC).isoformat()  # resolve it
         assert httpx.post(f"{url}/api/v2/alerts", json=[alert]).status_code == 200
-        wait_for(lambda: not degraded(daemon), "cleared after the alert resolved")
+        wait_for(lambda: not degraded(daemon), timeout=30, interval=0.2, what="cleared after the alert resolved")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -169,15 +160,6 @@ def _ok(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_alertmanager_release_waits_for_the_recovery_hold(tmp_path: Path) -> None:

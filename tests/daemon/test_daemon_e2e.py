@@ -23,8 +23,9 @@ from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
 from monitor.generator import ImageGenerator, OfrepFlagSource, VirtualClock
 from monitor.simulator import SimulatorServer
+from tests.support.constants import FLASH, PRO
+from tests.support.wait import wait_for
 
-PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 FAST_RULES = {
     "degraded-mode": {
         "window_s": "2s",
@@ -34,15 +35,6 @@ FAST_RULES = {
         "probe_after_s": "30s",
     }
 }
-
-
-def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import structlog
 from google import genai
@@ -18,16 +16,10 @@ from monitor.daemon.config import DaemonConfig
 from monitor.generator import ImageGenerator, VirtualClock
 from monitor.signals import Reading
 from monitor.simulator import SimulatorServer
+from tests.support.constants import FLASH, PRO
+from tests.support.wait import wait_for
 
-PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 FAST = {"degraded-mode": {"window_s": "2s", "hold_s": "0.5s", "min_volume": 5, "recovery_hold_s": "0.5s"}}
-
-
-def wait_for(predicate: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.05)
-    assert predicate()
 
 
 def test_embedded_daemon_drives_the_generator(tmp_path: Path) -> None:

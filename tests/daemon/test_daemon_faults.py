@@ -26,7 +26,8 @@ from monitor.daemon.config import from_mapping
 from monitor.testing import FullDisk
 from monitor.testing.notify import FakePagerDuty, FakeSlack
 from tests.daemon.test_daemon_notify import Clock, Traffic, drain, tick
-from tests.daemon.test_daemon_process import TOKEN, AppMetrics, Process, wait_for, write_config
+from tests.daemon.test_daemon_process import TOKEN, AppMetrics, Process, write_config
+from tests.support.wait import wait_for
 
 KEY = "R0UTINGKEY0123456789012345678901"
 
@@ -243,7 +244,12 @@ def test_sigterm_with_an_unsaved_state_exits_non_zero(tmp_path: Path) -> None:
             timeout=5,
         )
         assert answer.status_code == 200 and answer.json()["persisted"] is False
-        wait_for(lambda: httpx.get(f"{proc.url}/readyz", timeout=5).status_code == 503, what="/readyz red")
+        wait_for(
+            lambda: httpx.get(f"{proc.url}/readyz", timeout=5).status_code == 503,
+            timeout=20,
+            interval=0.1,
+            what="/readyz red",
+        )
         assert proc.stop(signal.SIGTERM) == 1
         assert any('"nbmon.state.unsaved_at_stop"' in line for line in proc.lines)
         assert proc.proc.returncode == 1

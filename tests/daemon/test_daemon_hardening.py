@@ -9,10 +9,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 
@@ -23,6 +20,7 @@ from monitor.daemon.config import ConfigErrors, from_mapping
 from monitor.logs import configure_logging, register_secret
 from monitor.signals import Reading, Series
 from tests.daemon.test_daemon_process import AppMetrics, Process, write_config
+from tests.support.http import LoopbackServer, Reply, Request
 
 
 def nbmon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -143,26 +141,9 @@ def test_classify_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.strip() == "nbmon: classify: --header 'no colon here' is not 'Name: value'"
 
 
-class _NotTheDaemon(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<html>a web page</html>"
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
 def test_flag_show_against_something_that_is_not_the_daemon(capsys: pytest.CaptureFixture[str]) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotTheDaemon)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        assert main(["flag", "--url", f"http://127.0.0.1:{server.server_address[1]}", "show"]) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackServer(lambda _: Reply(200, b"<html>a web page</html>")) as server:
+        assert main(["flag", "--url", server.url, "show"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not nbmon's JSON" in err
 
@@ -170,28 +151,18 @@ def test_flag_show_against_something_that_is_not_the_daemon(capsys: pytest.Captu
 # --- 4: the admin token never goes through a proxy ------------------------------------------------------------------
 
 
-class _Proxy(BaseHTTPRequestHandler):
-    seen: ClassVar[list[str]] = []
-
-    def _any(self) -> None:
-        _Proxy.seen.append(f"{self.command} {self.path} {self.headers.get('authorization')}")
-        self.send_response(502)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    do_GET = do_POST = do_DELETE = do_CONNECT = _any
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
 def test_flag_set_never_sends_the_admin_token_through_a_proxy(tmp_path: Path) -> None:
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    seen: list[str] = []
+
+    def refuse(request: Request) -> Reply:
+        seen.append(f"{request.method} {request.path} {request.headers.get('authorization')}")
+        return Reply(502)
+
+    proxy = LoopbackServer(refuse)
     app = AppMetrics()
     config = write_config(tmp_path, app.url, admin='token = "test-admin-token-0123456789"')
     daemon = Process(config)
-    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    proxy_url = proxy.url
     try:
         env = {
             "HTTP_PROXY": proxy_url,
@@ -206,10 +177,9 @@ def test_flag_set_never_sends_the_admin_token_through_a_proxy(tmp_path: Path) ->
         assert json.loads(done.stdout)["value"] is True
     finally:
         daemon.stop()
-        proxy.shutdown()
-        proxy.server_close()
+        proxy.close()
         app.close()
-    assert _Proxy.seen == []
+    assert seen == []
 
 
 # --- 5: the demo's log file ------------------------------------------------------------------------------------------

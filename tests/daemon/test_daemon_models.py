@@ -25,7 +25,8 @@ from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
 from monitor.generator import ImageGenerator
 from monitor.simulator import SimulatorServer
-from tests.daemon.test_daemon_e2e import FAST_RULES, wait_for
+from tests.daemon.test_daemon_e2e import FAST_RULES
+from tests.support.wait import wait_for
 
 STORM = 0.45
 

@@ -14,8 +14,8 @@ from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
 from monitor.signals import Reading, Series
 from monitor.testing.notify import FakePagerDuty, FakeSlack
+from tests.support.constants import PRO
 
-PRO = "gemini-3-pro-image"
 OK, FAIL = Series(PRO, "200", "ok"), Series(PRO, "503", "overloaded")
 
 

@@ -18,8 +18,9 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
 from monitor.shim.metrics import ShimMetrics
+from tests.support.constants import PRO
+from tests.support.wait import wait_for
 
-PRO = "gemini-3-pro-image"
 TOKEN = "test-admin-token-0123456789"
 
 
@@ -144,20 +145,11 @@ class Process:
         return httpx.get(f"{self.url}/v1/state", timeout=5).json()  # type: ignore[no-any-return]
 
 
-def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_kill_9_while_degraded_then_restart_is_still_degraded(tmp_path: Path, app: AppMetrics) -> None:
     config = write_config(tmp_path, app.url)
     first = Process(config)
     app.share_503 = 0.6
-    wait_for(lambda: first.state()["effective"]["value"] is True, what="degraded")
+    wait_for(lambda: first.state()["effective"]["value"] is True, timeout=20, interval=0.1, what="degraded")
     before = first.state()
     first.stop(signal.SIGKILL)
     second = Process(config)  # the outage goes on: nothing may flip the app back to Pro
@@ -208,6 +200,8 @@ def test_readyz_waits_for_the_source(tmp_path: Path) -> None:
             lambda: (
                 'nbmon_source_errors_total{reason="connect",source="scrape"}' in httpx.get(f"{daemon.url}/metrics").text
             ),
+            timeout=20,
+            interval=0.1,
             what="a counted connect error",
         )
     finally:

@@ -2,65 +2,45 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
-
-PRO = "gemini-3-pro-image"
+from tests.support.constants import PRO
+from tests.support.http import LoopbackServer, Reply, Request
 
 
 class FakePrometheus:
     """Answers `sum by (model, code, error_class) (increase(nbmon_requests_total[W]))` from a settable share."""
 
     def __init__(self) -> None:
-        self.share_503, self.queries, self.down = 0.0, [], False
-        outer = self
+        self.share_503, self.down = 0.0, False
+        self.queries: list[str] = []
+        self.server = LoopbackServer(self._respond)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query).get("query", [""])[0]
-                outer.queries.append(query)
-                if outer.down:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                total = 1000.0
-                vector = [
-                    {
-                        "metric": {"model": PRO, "code": "503", "error_class": "overloaded"},
-                        "value": [0, str(total * outer.share_503)],
-                    },
-                    {
-                        "metric": {"model": PRO, "code": "200", "error_class": "ok"},
-                        "value": [0, str(total * (1 - outer.share_503))],
-                    },
-                ]
-                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": vector}}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _respond(self, request: Request) -> Reply:
+        self.queries.append(request.query.get("query", [""])[0])
+        if self.down:
+            return Reply(503)
+        total = 1000.0
+        vector = [
+            {
+                "metric": {"model": PRO, "code": "503", "error_class": "overloaded"},
+                "value": [0, str(total * self.share_503)],
+            },
+            {
+                "metric": {"model": PRO, "code": "200", "error_class": "ok"},
+                "value": [0, str(total * (1 - self.share_503))],
+            },
+        ]
+        return Reply.json({"status": "success", "data": {"resultType": "vector", "result": vector}})
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

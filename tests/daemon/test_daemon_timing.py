@@ -7,8 +7,8 @@ from pathlib import Path
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
 from monitor.signals import Reading, Series
+from tests.support.constants import PRO
 
-PRO = "gemini-3-pro-image"
 OK, FAIL = Series(PRO, "200", "ok"), Series(PRO, "503", "overloaded")
 
 

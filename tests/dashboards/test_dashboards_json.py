@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.constants import ROOT
+
 DASHBOARDS = ROOT / "dashboards"
 DASHBOARD_FILES = ("nbmon-overview.json", "nbmon-quota.json")
 PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "barchart", "state-timeline", "heatmap", "bargauge"}

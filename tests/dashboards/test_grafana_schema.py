@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.constants import ROOT
+
 DASHBOARDS = ROOT / "dashboards"
 DASHBOARD_FILES = ("nbmon-overview.json", "nbmon-quota.json")
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import COMPOSE_FILE, K8S_FILES, ROOT, Dockerfile, load_yaml_docs, parse_dockerfile
+
+from tests.deploy.deploy_support import COMPOSE_FILE, K8S_FILES, Dockerfile, load_yaml_docs, parse_dockerfile
+from tests.support.constants import ROOT
 
 
 @pytest.fixture(scope="session")

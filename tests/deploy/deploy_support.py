@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.constants import ROOT
+
 DEPLOY = ROOT / "deploy"
 K8S_FILES = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"

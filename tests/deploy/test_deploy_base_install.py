@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy_support import Dockerfile, build_stage_sources
 
 from monitor.cli import _EXTRA_OF_MODULE
+from tests.deploy.deploy_support import Dockerfile, build_stage_sources
 
 pytestmark = pytest.mark.timeout(600)  # the fixture installs google-genai and its dependencies (pip's cache helps)
 

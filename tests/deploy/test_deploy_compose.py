@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tomllib
@@ -12,11 +11,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from deploy_support import COMPOSE_FILE, ROOT, Dockerfile, binds, compose_mounts, venv_tool
 
 from monitor.cli import build_parser
 from monitor.daemon import config as daemon_config
 from monitor.simulator import parse_profile
+from tests.deploy.deploy_support import COMPOSE_FILE, Dockerfile, binds, compose_mounts, venv_tool
+from tests.support.constants import ROOT
+from tests.support.tools import promtool
 
 COMPOSE_DIR = COMPOSE_FILE.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -46,13 +47,6 @@ def secret_files(node: object) -> list[str]:
 def prometheus_config() -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
     return config
-
-
-def promtool() -> str:
-    tools = os.environ.get("NBMON_TOOLS_DIR", str(ROOT / ".tools"))
-    found = shutil.which("promtool") or next((str(p) for p in [Path(tools) / "usr/bin/promtool"] if p.exists()), None)
-    assert found, "promtool is missing: `make test` unpacks it from Debian's prometheus package into .tools/"
-    return found
 
 
 def test_the_compose_file_is_valid_against_the_compose_spec() -> None:

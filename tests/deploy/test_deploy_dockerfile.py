@@ -9,9 +9,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from deploy_support import (
+
+from monitor.cli import build_parser
+from monitor.daemon import config as daemon_config
+from tests.deploy.deploy_support import (
     PATH_VARS,
-    ROOT,
     Dockerfile,
     dockerignore_patterns,
     dockerignored,
@@ -19,9 +21,7 @@ from deploy_support import (
     parse_dockerfile,
     venv_tool,
 )
-
-from monitor.cli import build_parser
-from monitor.daemon import config as daemon_config
+from tests.support.constants import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 BUILD_TOOLS = re.compile(r"\b(apt-get|apk|gcc|g\+\+|make|build-essential|hatch\w*|setuptools|pip wheel)\b")

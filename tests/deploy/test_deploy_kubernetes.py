@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
-from deploy_support import ROOT, Dockerfile, Mounts, image_mounts
 
 import monitor
 from monitor.cli import build_parser
 from monitor.config import CONFIG_ENV
 from monitor.daemon import config as daemon_config
 from monitor.shim import DISABLE_ENV
+from tests.deploy.deploy_support import Dockerfile, Mounts, image_mounts
+from tests.support.constants import ROOT
 
 # The oldest version with native sidecars (restartable init containers) on by default, and the newest shipped.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())

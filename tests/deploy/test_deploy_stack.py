@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,20 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
-from deploy_support import COMPOSE_FILE, Dockerfile, compose_mounts
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.simulator import SimulatorServer
+from tests.deploy.deploy_support import COMPOSE_FILE, Dockerfile, compose_mounts
+from tests.support.http import free_port
+from tests.support.wait import wait_for
 
 APP = COMPOSE_FILE.parent / "app.py"
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -51,13 +44,17 @@ def process(command: list[str], env: dict[str, str], cwd: Path) -> Iterator[subp
                 proc.kill()
 
 
-def wait_for(what: str, check: Callable[[], bool], procs: list[subprocess.Popen[str]], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
+def running(check: Callable[[], bool], procs: list[subprocess.Popen[str]]) -> Callable[[], bool]:
+    """`check`, but a process of the stack that died fails the wait at once, with its stderr."""
+
+    def probe() -> bool:
+        if check():
+            return True
         for proc in procs:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
+        return False
+
+    return probe
 
 
 def sample(url: str, name: str, **labels: str) -> float:
@@ -99,7 +96,8 @@ def test_the_sidecar_scrapes_the_app_and_the_app_follows_the_flag(
     nbmon_run = [sys.executable, "-m", "monitor", *dockerfile.final.last_json("CMD")]
     app_run = [sys.executable, str(APP)]
     with process(app_run, app_env, tmp_path) as app, process(nbmon_run, nbmon_env, tmp_path) as nbmon:
-        wait_for("Pro requests", lambda: sample(metrics, "nbmon_requests_total", code="200") > 0, [app, nbmon])
+        pro_traffic = running(lambda: sample(metrics, "nbmon_requests_total", code="200") > 0, [app, nbmon])
+        wait_for(pro_traffic, timeout=30, interval=0.25, what="Pro requests")
 
         def ready() -> bool:
             try:
@@ -107,7 +105,7 @@ def test_the_sidecar_scrapes_the_app_and_the_app_follows_the_flag(
             except httpx.HTTPError:
                 return False
 
-        wait_for("the sidecar's first scrape", ready, [app, nbmon])
+        wait_for(running(ready, [app, nbmon]), timeout=30, interval=0.25, what="the sidecar's first scrape")
         override = {"value": True, "reason": "deploy test", "expires_in": "5m"}
         headers = {"authorization": f"Bearer {token}"}
         assert httpx.post(f"{daemon}/v1/override", json=override, headers=headers, timeout=5).status_code == 200
@@ -115,4 +113,4 @@ def test_the_sidecar_scrapes_the_app_and_the_app_follows_the_flag(
         def flash_only() -> bool:
             return sample(metrics, "nbmon_degraded_routing_total", decision="flash") > 0
 
-        wait_for("Flash-only routing in the app", flash_only, [app, nbmon])
+        wait_for(running(flash_only, [app, nbmon]), timeout=30, interval=0.25, what="Flash-only routing in the app")

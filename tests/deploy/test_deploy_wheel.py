@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy_support import ROOT, Dockerfile, build_stage_sources, image_mounts
+
+from tests.deploy.deploy_support import Dockerfile, build_stage_sources, image_mounts
+from tests.support.constants import ROOT
+from tests.support.http import free_port
 
 pytestmark = pytest.mark.timeout(600)  # the first test also builds the wheels (about 30 s with a warm pip cache)
 
@@ -64,13 +66,6 @@ def image_extras(dockerfile: Dockerfile) -> str:
 def step(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
     assert done.returncode == 0, f"{command}: {done.stderr}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def image_env(dockerfile: Dockerfile, volume_root: Path, **extra: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -19,14 +18,15 @@ from monitor.catalog.collector import ModelInfoCollector
 from monitor.config import ShimConfig
 from monitor.daemon.metrics import DaemonMetrics
 from monitor.generator.metrics import GeneratorMetrics
+from monitor.proxy.metrics import ProxyMetrics
 from monitor.quota.collector import QuotaCollector
 from monitor.quota.model import LimitStatus, QuotaReading, Window
 from monitor.quota.poller import QuotaSnapshot
 from monitor.shim.metrics import ShimMetrics
 from monitor.shim.sinks import GenerationNotes
 from monitor.taxonomy import Cause, ErrorClass
+from tests.support.constants import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 README = ROOT / "README.md"
 NAME_RE = re.compile(r"\bnbmon_[a-z0-9_]+")
@@ -47,11 +47,11 @@ def _fill_wrappers(holder: object) -> None:
             continue
         names = metric._labelnames
         child = metric.labels(*(f"{name}-value" for name in names)) if names else metric
-        if isinstance(metric, Counter):
+        if isinstance(child, Counter):
             child.inc()
-        elif isinstance(metric, Gauge):
+        elif isinstance(child, Gauge):
             child.set(1)
-        elif isinstance(metric, Histogram):
+        elif isinstance(child, Histogram):
             child.observe(1)
         else:
             raise AssertionError(f"{metric!r}: a metric type this test does not know")
@@ -119,7 +119,11 @@ def _registries() -> dict[str, CollectorRegistry]:
 
     models_registry = CollectorRegistry()
     ModelInfoCollector(models_registry, ShimConfig())
+
+    proxy_registry = CollectorRegistry()
+    _fill_wrappers(ProxyMetrics(proxy_registry))
     return {
+        "proxy": proxy_registry,
         "shim": shim_registry,
         "generator": generator_registry,
         "daemon": daemon_registry,

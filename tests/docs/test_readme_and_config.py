@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,8 @@ from monitor.config import CONFIG_ENV, CONFIG_FILE_ENV, MODEL_ENV
 from monitor.daemon.config import ENV_KEYS, DaemonConfig, load
 from monitor.quota.rules import default_quota_rules, quota_rules_from_mapping
 from monitor.shim import DISABLE_ENV
+from tests.support.constants import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 CONFIG_DOC = ROOT / "docs" / "config.md"
 SAMPLE = ROOT / "docs" / "nbmon.sample.toml"
@@ -22,7 +21,7 @@ OPENING = """# nbmon
 
 ```sh
 make demo   # a scripted day through the whole loop in ~2 minutes: 503 storm, degraded mode, recovery (no account)
-make test   # creates .venv, installs (and Debian's prometheus-alertmanager if missing), ruff, mypy --strict, pytest
+make test   # creates .venv, unpacks Debian's Prometheus tools into .tools/ (no root), ruff, mypy --strict, pytest
 ```
 """
 

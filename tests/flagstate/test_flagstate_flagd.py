@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from monitor.flagstate import FLAGD_SCHEMA, Decision, FlagdFileWriter, FlagState, Models, flagd_document
+from tests.support.constants import FLASH, PRO
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-MODELS = Models(primary="gemini-3-pro-image", fallback="gemini-nano-banana-2.1")
+MODELS = Models(primary=PRO, fallback=FLASH)
 FIGURES = {"ratio": 0.42, "numerator": 42, "denominator": 100, "window_s": 60, "threshold": 0.3}
 
 

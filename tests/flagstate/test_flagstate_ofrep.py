@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,11 @@ from monitor.flagstate import (
     evaluate_flag,
 )
 from monitor.generator.flags import OfrepFlagSource
+from tests.support.constants import FLASH, PRO
+from tests.support.http import LoopbackServer, Reply, Request
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-MODELS = Models(primary="gemini-3-pro-image", fallback="gemini-nano-banana-2.1")
+MODELS = Models(primary=PRO, fallback=FLASH)
 FIGURES = {"ratio": 0.42, "numerator": 42, "denominator": 100, "window_s": 60, "threshold": 0.3}
 FLAGS_URL = "/ofrep/v1/evaluate/flags"
 
@@ -227,41 +227,20 @@ def server(tmp_path: Path) -> Iterator[Server]:
     store = FlagStore(tmp_path / "flag.json", clock=lambda: at(1))
     received: list[tuple[str, bytes | None]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.handle_any("POST")
+    def respond(request: Request) -> Reply:
+        if request.method not in ("GET", "POST"):
+            return Reply(501)
+        body = request.body or None
+        received.append((request.path, body))
+        response = dispatch(
+            request.method, request.path, body, request.headers.get("If-None-Match"), store.effective(), MODELS
+        )
+        if response is None:
+            return Reply(404, b"not found\n", "text/plain")
+        return Reply(response.status, response.content(), headers=response.headers)
 
-        def do_GET(self) -> None:
-            self.handle_any("GET")
-
-        def handle_any(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            received.append((self.path, body))
-            response = dispatch(method, self.path, body, self.headers.get("If-None-Match"), store.effective(), MODELS)
-            if response is None:
-                self.send_error(404)
-                return
-            content = response.content()
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Server(f"http://127.0.0.1:{httpd.server_address[1]}", store, received)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with LoopbackServer(respond) as httpd:
+        yield Server(httpd.url, store, received)
 
 
 @pytest.fixture

@@ -12,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.flagstate import Decision, FlagState, Models
-from monitor.flagstate.ofrep import OFREP_FLAGS_PATH, dispatch, json_nesting_error
+from monitor.flagstate.ofrep import dispatch, json_nesting_error
+from monitor.wire import OFREP_FLAGS_PATH
+from tests.support.constants import FLASH, PRO
 
-MODELS = Models(primary="gemini-3-pro-image", fallback="gemini-nano-banana-2.1")
+MODELS = Models(primary=PRO, fallback=FLASH)
 DECISION: Decision = FlagState.initial(datetime(2026, 1, 15, tzinfo=UTC)).effective(datetime(2026, 1, 16, tzinfo=UTC))
 UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 FAST = settings(max_examples=300, deadline=None)

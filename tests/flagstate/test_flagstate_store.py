@@ -23,8 +23,8 @@ from monitor.flagstate import (
     FlagStoreError,
     parse_state,
 )
+from tests.support.constants import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 FIGURES = {"ratio": 0.42, "numerator": 42, "denominator": 100, "window_s": 60, "threshold": 0.3}
 
@@ -46,10 +46,10 @@ def temp_files(directory: Path) -> list[Path]:
 
 
 def run_child(code: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        cwd=REPO,
+        cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

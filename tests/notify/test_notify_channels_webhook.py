@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from monitor.notify.base import Delivery, Notification, Result
 from monitor.notify.webhook import WebhookNotifier
+from monitor.testing import InternalErrorCollector
 from monitor.testing.notify import FakeReceiver, sample_notification
 
 TOKEN = "Bearer relay-token-0123456789"
@@ -88,3 +90,29 @@ def test_constructor_refuses_a_non_http_url_without_echoing_it() -> None:
     with pytest.raises(ValueError, match="http\\(s\\)") as bad:
         WebhookNotifier("relay", "ftp://relay.example/secret-path")
     assert "secret-path" not in str(bad.value)
+
+
+def test_constructor_refuses_a_timeout_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match=r"^webhook channel 'relay': timeout_s must be > 0$"):
+        WebhookNotifier("relay", "https://relay.example/hook", timeout_s=0)
+
+
+def test_close_leaves_a_client_it_was_given_open(receiver: FakeReceiver) -> None:
+    with httpx.Client() as shared:
+        WebhookNotifier("relay", receiver.url, client=shared).close()
+        assert not shared.is_closed
+        assert WebhookNotifier("relay", receiver.url, client=shared).send(sample_notification()).result is Result.SENT
+
+
+@pytest.mark.telemetry_faults
+def test_a_send_after_close_is_an_internal_error_and_a_retry(
+    receiver: FakeReceiver, fail_on_swallowed_telemetry_errors: InternalErrorCollector
+) -> None:
+    """Not a transport error: the outbox retries (bounded), and the guard counts it, loud in tests."""
+    notifier = WebhookNotifier("relay", receiver.url + "?token=url-secret-42")
+    notifier.close()
+    delivery = notifier.send(sample_notification())
+    assert delivery.result is Result.RETRY and delivery.detail.startswith("transport error: RuntimeError: ")
+    assert "url-secret-42" not in delivery.detail
+    assert [component for component, _ in fail_on_swallowed_telemetry_errors.errors] == ["notify.webhook.send"]
+    assert receiver.requests == []

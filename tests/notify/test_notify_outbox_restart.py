@@ -6,17 +6,14 @@ The child process imports this very file (not another test module) and runs `chi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +23,20 @@ import pytest
 from monitor.notify.base import Delivery, Event, Notification, Result
 from monitor.notify.dispatcher import Dispatcher
 from monitor.notify.outbox import Outbox
+from tests.support.constants import ROOT
+from tests.support.http import LoopbackServer, Reply, Request, free_port
+from tests.support.wait import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 CHILD = (
     "import importlib.util, sys; spec = importlib.util.spec_from_file_location('outbox_restart_child', sys.argv[1]);"
     " module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); module.child_main(sys.argv[2:])"
 )
 AT = datetime(2026, 5, 28, 14, 5, tzinfo=UTC)
+
+
+def down_url() -> str:
+    """A URL where nothing listens: the receiver is down."""
+    return f"http://127.0.0.1:{free_port()}/hook"
 
 
 def note(nid: str, event: Event = Event.FIRING) -> Notification:
@@ -73,39 +77,26 @@ class HttpNotifier:
 
 
 class Receiver:
-    """A real HTTP receiver: records every JSON body; may answer slowly or from a script of statuses."""
+    """A real HTTP receiver: records every JSON body; may answer slowly."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.bodies: list[dict[str, Any]] = []
         self.arrived = threading.Event()  # set as soon as a request is read, before any delay
-        receiver = self
+        self.server = LoopbackServer(self._respond, poll_interval=0.05)
+        self.url = f"{self.server.url}/hook"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.bodies.append(body)
-                receiver.arrived.set()
-                time.sleep(receiver.delay_s)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+    def _respond(self, request: Request) -> Reply:
+        self.bodies.append(request.json())
+        self.arrived.set()
+        time.sleep(self.delay_s)
+        return Reply(200)
 
     def ids(self) -> list[str]:
         return [body["id"] for body in self.bodies]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture
@@ -118,21 +109,6 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "outbox.sqlite"
-
-
-def down_url() -> str:
-    """A URL where nothing listens: the receiver is down."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 # --- the child: a daemon that is stopped or killed ------------------------------------------------------------
@@ -223,7 +199,7 @@ def test_killed_while_inflight_is_recovered_and_delivered_once(db: Path, receive
     outbox, dispatcher, notifier = restarted(db, receiver.url, on_result=lambda c, r: results.append((c, r)))
     assert [e.state for e in outbox.entries()] == ["inflight"]  # what the crash left behind
     dispatcher.start()  # recover(), then the worker thread
-    wait_for(lambda: results == [("hook", Result.SENT)])
+    wait_for(lambda: results == [("hook", Result.SENT)], timeout=10, interval=0.01)
     assert dispatcher.stop(timeout=10)
     assert receiver.ids() == ["n1"]
     assert [(e.state, e.attempts) for e in outbox.entries()] == [("sent", 2)]

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.quota.model import QuotaSeries, SeriesKind, join
 from monitor.quota.reconcile import DailyCounterBaseline, is_request_metric, reconcile
+from tests.support.constants import FLASH, PRO
 
 GEMINI = "generativelanguage.googleapis.com"
 PER_MINUTE = f"{GEMINI}/generate_requests_per_model"
 PER_DAY = f"{GEMINI}/generate_requests_per_model_per_day"
 TOKENS = f"{GEMINI}/generate_content_paid_tier_input_token_count"
 NOW = datetime(2026, 3, 8, 19, 0, tzinfo=UTC)
-PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 
 
 def rows(project: str, today: float) -> list[QuotaSeries]:

@@ -3,8 +3,6 @@ degraded-mode decision within one Prometheus evaluation interval (30 s) of each 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,20 +10,13 @@ import yaml
 
 from monitor.alerts import CounterWindow, Evaluator, State, default_rules
 from monitor.signals import Reading, Series
+from tests.support.constants import FLASH, PRO, ROOT
+from tests.support.tools import promtool
 
-ROOT = Path(__file__).parents[2]
-PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
 STEP = 15  # seconds between samples, as a scrape every 15 s
 OUTAGE_AT = 150  # seconds: from here half of the primary's requests are 503s
 STEPS = 80  # 20 minutes
 OK, FAIL = Series(PRO, "200", "ok"), Series(PRO, "503", "overloaded")
-
-
-def promtool() -> str:
-    tools = Path(os.environ.get("NBMON_TOOLS_DIR", str(ROOT / ".tools")))
-    found = shutil.which("promtool") or next((str(p) for p in [tools / "usr/bin/promtool"] if p.exists()), None)
-    assert found, "promtool is missing: `make test` unpacks it from Debian's prometheus package into .tools/"
-    return found
 
 
 def cumulative() -> tuple[list[int], list[int]]:

@@ -6,40 +6,22 @@ into .tools/). Set NBMON_TOOLS_DIR to use another unpacked tree. A missing tool 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.constants import ROOT
+from tests.support.tools import amtool, promtool
+
 ALERTS = ROOT / "alerts"
 RULES = ALERTS / "nbmon.rules.yml"
 RULE_TESTS = ALERTS / "nbmon.rules.test.yml"
 ALERTMANAGER = ALERTS / "alertmanager.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_URL = "https://github.com/nbmon/nbmon/blob/main/docs/runbook.md#"
-
-
-def _tool(name: str) -> str:
-    dirs: list[Path] = []
-    if env := os.environ.get("NBMON_TOOLS_DIR"):
-        dirs += [Path(env), Path(env) / "usr" / "bin", Path(env) / "bin"]
-    dirs += [ROOT / ".tools" / "usr" / "bin", ROOT / ".tools" / "bin"]
-    for directory in dirs:
-        candidate = directory / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(
-            f"{name} not found (looked in NBMON_TOOLS_DIR, .tools/usr/bin and PATH): `make test` installs it "
-            "(make tools: apt-get download prometheus prometheus-alertmanager, dpkg -x into .tools/)"
-        )
-    return found
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -52,20 +34,20 @@ def _alert_rules() -> list[dict[str, object]]:
 
 
 def test_tool_versions_are_the_debian_targets() -> None:
-    promtool = _run(_tool("promtool"), "--version")
-    amtool = _run(_tool("amtool"), "--version")
-    assert re.search(r"version 2\.42\.", promtool.stdout + promtool.stderr), promtool.stdout + promtool.stderr
-    assert re.search(r"version 0\.25\.", amtool.stdout + amtool.stderr), amtool.stdout + amtool.stderr
+    prom = _run(promtool(), "--version")
+    am = _run(amtool(), "--version")
+    assert re.search(r"version 2\.42\.", prom.stdout + prom.stderr), prom.stdout + prom.stderr
+    assert re.search(r"version 0\.25\.", am.stdout + am.stderr), am.stdout + am.stderr
 
 
 def test_promtool_check_rules() -> None:
-    result = _run(_tool("promtool"), "check", "rules", "--lint=all", "--lint-fatal", str(RULES))
+    result = _run(promtool(), "check", "rules", "--lint=all", "--lint-fatal", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 25 rules found" in result.stdout
 
 
 def test_promtool_test_rules() -> None:
-    result = _run(_tool("promtool"), "test", "rules", str(RULE_TESTS))
+    result = _run(promtool(), "test", "rules", str(RULE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -76,7 +58,7 @@ def test_promtool_test_rules_catches_a_wrong_expectation(tmp_path: Path) -> None
     assert broken != RULE_TESTS.read_text()
     (tmp_path / "nbmon.rules.yml").write_text(RULES.read_text())
     (tmp_path / "broken.test.yml").write_text(broken)
-    result = _run(_tool("promtool"), "test", "rules", str(tmp_path / "broken.test.yml"))
+    result = _run(promtool(), "test", "rules", str(tmp_path / "broken.test.yml"))
     assert result.returncode != 0, result.stdout
 
 
@@ -107,7 +89,7 @@ def test_every_alert_is_documented_and_tested_firing_and_not_firing() -> None:
 
 
 def test_amtool_check_config() -> None:
-    result = _run(_tool("amtool"), "check-config", str(ALERTMANAGER))
+    result = _run(amtool(), "check-config", str(ALERTMANAGER))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     assert "3 receivers" in result.stdout
@@ -132,7 +114,7 @@ def test_amtool_check_config() -> None:
 )
 def test_amtool_routes(labels: list[str], receivers: str) -> None:
     result = _run(
-        _tool("amtool"),
+        amtool(),
         "config",
         "routes",
         "test",
@@ -146,7 +128,7 @@ def test_amtool_routes(labels: list[str], receivers: str) -> None:
 
 def test_amtool_routes_test_rejects_a_wrong_receiver() -> None:
     result = _run(
-        _tool("amtool"),
+        amtool(),
         "config",
         "routes",
         "test",

@@ -11,13 +11,7 @@ from google import genai
 from google.genai import types
 
 from monitor.simulator import SimulatorServer
-
-PRO = "gemini-3-pro-image"
-KEY = {"x-goog-api-key": "test-key"}
-IMAGE_REQUEST: dict[str, Any] = {
-    "contents": [{"role": "user", "parts": [{"text": "a banana wearing sunglasses"}]}],
-    "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]},
-}
+from tests.support.constants import IMAGE_REQUEST, KEY_HEADER, PRO
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +61,7 @@ def generate(http: httpx.Client) -> Generate:
     """POST a generateContent request to the shared server, optionally forcing an outcome by header."""
 
     def call(outcome: str | None = None, model: str = PRO, json: Any = None) -> httpx.Response:
-        headers = {**KEY, **({"x-nbmon-sim-outcome": outcome} if outcome else {})}
+        headers = {**KEY_HEADER, **({"x-nbmon-sim-outcome": outcome} if outcome else {})}
         body = IMAGE_REQUEST if json is None else json
         return http.post(f"/v1beta/models/{model}:generateContent", json=body, headers=headers)
 

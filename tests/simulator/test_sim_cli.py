@@ -8,14 +8,13 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
 from monitor.simulator import cli
+from tests.support.constants import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = (
     "import sys, argparse; from monitor.simulator import cli; p = argparse.ArgumentParser(); "
     "cli.add_arguments(p); sys.exit(cli.run(p.parse_args(sys.argv[1:])))"

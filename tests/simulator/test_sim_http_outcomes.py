@@ -11,14 +11,7 @@ import httpx
 import pytest
 
 from monitor.simulator import HTTP_200_OUTCOMES, OUTCOMES, SimOutcome, SimulatorServer, png_size
-
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
-KEY = {"x-goog-api-key": "test-key"}
-IMAGE_REQUEST = {
-    "contents": [{"role": "user", "parts": [{"text": "a banana wearing sunglasses"}]}],
-    "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]},
-}
+from tests.support.constants import FLASH, IMAGE_REQUEST, KEY_HEADER, PRO
 
 Gen = Callable[..., httpx.Response]
 RPC = "type.googleapis.com/google.rpc."
@@ -107,7 +100,9 @@ def test_rate_limited_has_quota_failure_help_and_retry_info(generate: Gen) -> No
 
 def test_retry_delay_is_configurable() -> None:
     with SimulatorServer(profile="fixed:rate_limited", retry_delay="7s") as sim:
-        body = httpx.post(f"{sim.url}/v1beta/models/{PRO}:generateContent", json=IMAGE_REQUEST, headers=KEY).json()
+        body = httpx.post(
+            f"{sim.url}/v1beta/models/{PRO}:generateContent", json=IMAGE_REQUEST, headers=KEY_HEADER
+        ).json()
     assert details_by_type(body)["RetryInfo"]["retryDelay"] == "7s"
 
 
@@ -183,15 +178,17 @@ def test_reroutes_answer_with_the_successors_model_version() -> None:
     old = "gemini-3.1-flash-image"
     with SimulatorServer(reroutes={old: FLASH}, latency={"pro": 0.0}) as sim:
         url = f"{sim.url}/v1beta/models/{old}:generateContent"
-        assert httpx.post(url, json=IMAGE_REQUEST, headers=KEY).json()["modelVersion"] == FLASH
+        assert httpx.post(url, json=IMAGE_REQUEST, headers=KEY_HEADER).json()["modelVersion"] == FLASH
         assert httpx.put(f"{sim.url}/_sim/models", json={"reroutes": {}}).json() == {"reroutes": {}}
-        assert httpx.post(url, json=IMAGE_REQUEST, headers=KEY).json()["modelVersion"] == old
+        assert httpx.post(url, json=IMAGE_REQUEST, headers=KEY_HEADER).json()["modelVersion"] == old
         assert httpx.put(f"{sim.url}/_sim/models", json={"reroutes": [1]}).status_code == 400
         assert sim.stats()["rerouted"] == {f"{old}->{FLASH}": 1}
     # A retired ID the catalog routes answers as its successor; serve_retired answers it as itself.
     with SimulatorServer(serve_retired=True) as sim:
         body = httpx.post(
-            f"{sim.url}/v1beta/models/gemini-3-pro-image-preview:generateContent", json=IMAGE_REQUEST, headers=KEY
+            f"{sim.url}/v1beta/models/gemini-3-pro-image-preview:generateContent",
+            json=IMAGE_REQUEST,
+            headers=KEY_HEADER,
         ).json()
         assert body["modelVersion"] == "gemini-3-pro-image-preview"
 
@@ -331,7 +328,7 @@ def test_unknown_finish_reason_still_carries_an_image(generate: Gen) -> None:
 
 def test_slow_waits_slow_seconds_then_succeeds() -> None:
     with SimulatorServer(profile="fixed:slow", slow_seconds=0.3) as sim:
-        resp = httpx.post(f"{sim.url}/v1beta/models/{PRO}:generateContent", json=IMAGE_REQUEST, headers=KEY)
+        resp = httpx.post(f"{sim.url}/v1beta/models/{PRO}:generateContent", json=IMAGE_REQUEST, headers=KEY_HEADER)
     assert resp.status_code == 200
     assert resp.elapsed.total_seconds() >= 0.3
     assert candidate(resp.json())["finishReason"] == "STOP"
@@ -345,6 +342,6 @@ def test_unknown_override_header_is_a_400_listing_valid_names(generate: Gen) -> 
 
 def test_override_header_can_be_disabled() -> None:
     with SimulatorServer(allow_override_header=False) as sim:
-        headers = {**KEY, "x-nbmon-sim-outcome": SimOutcome.OVERLOADED.value}
+        headers = {**KEY_HEADER, "x-nbmon-sim-outcome": SimOutcome.OVERLOADED.value}
         resp = httpx.post(f"{sim.url}/v1beta/models/{PRO}:generateContent", json=IMAGE_REQUEST, headers=headers)
     assert resp.status_code == 200

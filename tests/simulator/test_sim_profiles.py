@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from monitor.simulator import BUILTIN_SCENARIOS, OUTCOMES, Draw, HourlyProfile, Profile, SimOutcome, parse_profile
+from tests.support.constants import FLASH, PRO
 
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 

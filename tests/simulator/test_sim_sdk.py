@@ -12,9 +12,8 @@ from google.genai import errors, types
 from google.oauth2.credentials import Credentials
 
 from monitor.simulator import SimulatorServer, png_size
+from tests.support.constants import FLASH, PRO
 
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
 IMAGE_CONFIG = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -29,7 +28,9 @@ def final_image(response: types.GenerateContentResponse) -> types.Part:
 
 def stream_parts(chunks: list[types.GenerateContentResponse]) -> list[types.Part]:
     return [
-        p for c in chunks for p in (c.candidates[0].content.parts if c.candidates and c.candidates[0].content else [])
+        p
+        for c in chunks
+        for p in ((c.candidates[0].content.parts or []) if c.candidates and c.candidates[0].content else [])
     ]
 
 

@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from monitor.simulator import SimulatorServer
+from tests.support.constants import FLASH, PRO
 
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
 KEY = {"x-goog-api-key": "sekrit-123"}
 BODY: dict[str, Any] = {
     "contents": [{"parts": [{"text": "a cat"}]}],

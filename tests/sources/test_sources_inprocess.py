@@ -12,9 +12,7 @@ from structlog.testing import capture_logs
 from monitor.shim.metrics import ShimMetrics
 from monitor.signals import CounterSource, Series
 from monitor.sources import InProcessSource
-
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
+from tests.support.constants import FLASH, PRO
 
 
 def attempts(metrics: ShimMetrics, model: str, code: str, error_class: str, n: int = 1) -> None:

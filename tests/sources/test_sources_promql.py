@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -18,9 +15,9 @@ from structlog.testing import capture_logs
 
 from monitor.signals import Series, WindowSource
 from monitor.sources import DEFAULT_QUERY, PROMQL_ERROR_REASONS, PromQLSource, prometheus_duration
+from tests.support.constants import FLASH, PRO
+from tests.support.http import LoopbackServer, Reply, Request, free_port
 
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
 QUERY_1M = "sum by (model, code, error_class) (increase(nbmon_requests_total[1m]))"
 NOW = 1717171717.123
 
@@ -69,55 +66,32 @@ class FakePrometheus:
 
     def __post_init__(self) -> None:
         self.stop = threading.Event()
-        fake = self
+        self.server = LoopbackServer(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._serve(parse_qs(urlsplit(self.path).query))
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                self._serve(parse_qs(self.rfile.read(length).decode()))
-
-            def _serve(self, form: dict[str, list[str]]) -> None:
-                request = Received(
-                    self.command, urlsplit(self.path).path, form.get("query", [None])[0], dict(self.headers.items())
-                )
-                fake.received.append(request)
-                if fake.delay_s:
-                    fake.stop.wait(fake.delay_s)
-                if request.path != f"{fake.prefix}/api/v1/query":
-                    status, body, kind = 404, b"404 page not found\n", "text/plain"
-                elif request.query != fake.expected_query:
-                    error = {"status": "error", "errorType": "bad_data", "error": f"unexpected query {request.query}"}
-                    status, body, kind = as_json(error, 400)
-                else:
-                    status, body, kind = fake.answer(request)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", kind)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:  # the client gave up (timeout tests)
-                    pass
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
+    def _respond(self, request: Request) -> Reply:
+        if request.method not in ("GET", "POST"):
+            return Reply(501)
+        form = request.query if request.method == "GET" else request.form()
+        received = Received(request.method, request.route, form.get("query", [None])[0], dict(request.headers.items()))
+        self.received.append(received)
+        if self.delay_s:
+            self.stop.wait(self.delay_s)
+        if received.path != f"{self.prefix}/api/v1/query":
+            status, body, kind = 404, b"404 page not found\n", "text/plain"
+        elif received.query != self.expected_query:
+            error = {"status": "error", "errorType": "bad_data", "error": f"unexpected query {received.query}"}
+            status, body, kind = as_json(error, 400)
+        else:
+            status, body, kind = self.answer(received)
+        return Reply(status, body, kind)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{self.prefix}"
+        return f"{self.server.url}{self.prefix}"
 
     def close(self) -> None:
         self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self.server.close()
 
 
 @pytest.fixture
@@ -362,9 +336,7 @@ def test_errors_become_an_error_string(
 
 
 def test_refused_connection(errors: list[tuple[str, str]]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"
     with capture_logs(), PromQLSource(url, on_error=lambda t, r: errors.append((t, r))) as source:
         counts, error = source.counts(60)
     assert counts == {}

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import random
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
@@ -27,9 +25,9 @@ from monitor.sources import (
     ScrapeSource,
     parse_exposition,
 )
+from tests.support.constants import FLASH, PRO
+from tests.support.http import LoopbackServer, Reply, Request, free_port
 
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-nano-banana-2.1"
 OK = Series(PRO, "200", "ok")
 UNAVAILABLE = Series(PRO, "503", "unavailable")
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,40 +58,23 @@ class FakeTarget:
         self.routes: dict[str, Route] = {}
         self.accept_headers: list[str] = []
         self.stop = threading.Event()
-        target = self
+        self.server = LoopbackServer(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                target.accept_headers.append(self.headers.get("Accept", ""))
-                route = target.routes.get(self.path, Route(b"not found\n", status=404))
-                if route.delay_s:
-                    target.stop.wait(route.delay_s)  # teardown wakes it, so the server closes promptly
-                try:
-                    self.send_response(route.status)
-                    self.send_header("Content-Type", route.content_type)
-                    if route.send_length:
-                        self.send_header("Content-Length", str(len(route.body)))
-                    self.end_headers()
-                    self.wfile.write(route.body)
-                except OSError:  # the client gave up (timeout tests)
-                    pass
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # A short poll interval: shutdown() waits up to one interval, 0.5 s by default, in every teardown.
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
+    def _respond(self, request: Request) -> Reply:
+        if request.method != "GET":
+            return Reply(501)
+        self.accept_headers.append(request.headers.get("Accept", ""))
+        route = self.routes.get(request.path, Route(b"not found\n", status=404))
+        if route.delay_s:
+            self.stop.wait(route.delay_s)  # teardown wakes it, so the server closes promptly
+        return Reply(route.status, route.body, route.content_type, send_length=route.send_length)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        return f"{self.server.url}{path}"
 
     def close(self) -> None:
         self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self.server.close()
 
 
 @pytest.fixture
@@ -137,15 +118,12 @@ def apps() -> Iterator[list[App]]:
 
 
 def openmetrics_text(registry: CollectorRegistry) -> bytes:
-    body: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+    body: bytes = generate_openmetrics(registry)
     return body
 
 
 def refused_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/metrics"
+    return f"http://127.0.0.1:{free_port()}/metrics"
 
 
 class Errors:
@@ -195,9 +173,7 @@ def test_sums_two_real_targets_per_series(apps: list[App]) -> None:
 
 
 def test_an_http_proxy_in_the_environment_is_not_used(apps: list[App], monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as dead:
-        dead.bind(("127.0.0.1", 0))
-        proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"  # nothing listens there
+    proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.setenv(name, proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +11,7 @@ from hypothesis import strategies as st
 from monitor.sources import ScrapeSource
 from monitor.sources.scrape import ExpositionError, parse_exposition
 from monitor.testing import InternalErrorCollector
+from tests.support.http import LoopbackServer, Reply
 
 GOOD = '# TYPE nbmon_requests counter\nnbmon_requests_total{model="m",code="503",error_class="overloaded"} 3\n'
 LABEL = st.sampled_from(["model", "code", "error_class", "instance", "le", "", "x y", 'q"'])
@@ -74,30 +73,12 @@ def test_a_duplicated_series_is_refused_as_prometheus_refuses_it() -> None:
 def test_a_scrape_with_a_duplicated_series_is_counted_as_parse_and_gives_no_data() -> None:
     body = (GOOD + 'nbmon_requests_total{model="m",code="503",error_class="overloaded"} 3\n').encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     errors: list[tuple[str, str]] = []
-    try:
-        with (
-            InternalErrorCollector(),
-            ScrapeSource(
-                [f"http://127.0.0.1:{server.server_address[1]}/metrics"], on_error=lambda t, r: errors.append((t, r))
-            ) as source,
-        ):
-            reading = source.read()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        LoopbackServer(lambda _: Reply(200, body)) as server,
+        InternalErrorCollector(),
+        ScrapeSource([f"{server.url}/metrics"], on_error=lambda t, r: errors.append((t, r))) as source,
+    ):
+        reading = source.read()
     assert not reading.ok and reading.values == {}
     assert [reason for _, reason in errors] == ["parse"]

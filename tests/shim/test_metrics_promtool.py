@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,14 +13,9 @@ from monitor.daemon.app import Daemon
 from monitor.daemon.config import DaemonConfig
 from monitor.generator.metrics import GeneratorMetrics
 from monitor.signals import Reading
-from tests.conftest import IMAGE_CONFIG, PRO, Shim
-
-
-def promtool() -> str:
-    tools = os.environ.get("NBMON_TOOLS_DIR", str(Path(__file__).parents[1] / ".tools"))
-    found = shutil.which("promtool") or next((str(p) for p in [Path(tools) / "usr/bin/promtool"] if p.exists()), None)
-    assert found, "promtool is missing: `make test` unpacks it from Debian's prometheus package into .tools/"
-    return found
+from tests.support.constants import IMAGE_CONFIG, PRO
+from tests.support.shim import Shim
+from tests.support.tools import promtool
 
 
 def lint(exposition: bytes) -> str:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,22 +25,9 @@ import monitor
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import from_mapping
 from monitor.simulator import SimulatorServer
-
-ROOT = Path(__file__).parents[1]
-PRO, FLASH = "gemini-3-pro-image", "gemini-nano-banana-2.1"
-
-
-def binary(name: str) -> str:
-    tools = Path(os.environ.get("NBMON_TOOLS_DIR", str(ROOT / ".tools")))
-    found = shutil.which(name) or (str(tools / "usr/bin" / name) if (tools / "usr/bin" / name).exists() else None)
-    assert found, f"{name} is missing: `make test` unpacks it from Debian's prometheus package into .tools/"
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import tools
+from tests.support.constants import FLASH, PRO, ROOT
+from tests.support.http import free_port
 
 
 def expressions() -> list[tuple[str, str]]:
@@ -102,7 +86,7 @@ def run_scraped(tmp_path: Path) -> Iterator[str]:
     )
     prometheus = subprocess.Popen(
         [
-            binary("prometheus"),
+            tools.prometheus(),
             f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",

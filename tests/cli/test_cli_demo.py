@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from tests.test_taxonomy_http import BODY_429_DAY_AND_MINUTE
+from tests.taxonomy.test_taxonomy_http import BODY_429_DAY_AND_MINUTE
 
 
 def test_classify_a_saved_body(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,8 @@ from google import genai
 from google.genai import errors, types
 
 from monitor.simulator import SimulatorServer
-from tests.conftest import API_KEY, FLASH, IMAGE_CONFIG, PRO, Shim, genai_client
+from tests.support.constants import API_KEY, FLASH, IMAGE_CONFIG, PRO
+from tests.support.shim import Shim, genai_client
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -238,7 +239,7 @@ def test_vertex_provider(shim: Shim, gemini_sim: SimulatorServer) -> None:
 
 
 def test_chat_turns_are_counted_once_each(shim: Shim, gemini_sim: SimulatorServer, gclient: genai.Client) -> None:
-    chat = gclient.chats.create(model=PRO, config=types.GenerateContentConfig(**IMAGE_CONFIG))
+    chat = gclient.chats.create(model=PRO, config=types.GenerateContentConfig.model_validate(IMAGE_CONFIG))
     chat.send_message("a banana")
     chat.send_message("now make it blue")
     assert shim.value("nbmon_generations_total", model=PRO, error_class="ok") == 2

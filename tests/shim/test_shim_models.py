@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 from google import genai
-from google.genai import errors
+from google.genai import errors, types
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -18,7 +18,8 @@ import monitor
 from monitor.config import config_from_document
 from monitor.logs import redact_secrets
 from monitor.simulator import SimulatorServer
-from tests.conftest import FLASH, IMAGE_CONFIG, PRO, Shim, genai_client
+from tests.support.constants import FLASH, IMAGE_CONFIG, PRO
+from tests.support.shim import Shim, genai_client
 
 OLD = "gemini-3.1-flash-image"  # deprecated 2026-10-06 (the catalog)
 # Dates in the past whatever the day the suite runs: lifecycle is computed at call time from the wall clock.
@@ -156,7 +157,8 @@ def test_a_lower_quota_limit_than_before_is_a_tier_drop(
 def test_a_priority_call_served_at_standard_is_counted_and_priced_at_standard(
     shim: Shim, gemini_sim: SimulatorServer, gclient: genai.Client
 ) -> None:
-    config = {**IMAGE_CONFIG, "service_tier": "priority"}
+    # The plain string, as callers write it; the SDK's TypedDict declares only the ServiceTier enum.
+    config: types.GenerateContentConfigDict = {**IMAGE_CONFIG, "service_tier": "priority"}  # type: ignore[typeddict-item]
     gclient.models.generate_content(model=PRO, contents="x", config=config)
     assert shim.value("nbmon_estimated_cost_usd_total", model=PRO, image_size="1K", service_tier="priority") == (
         pytest.approx(0.268)

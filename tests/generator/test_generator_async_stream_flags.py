@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import random
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -26,7 +23,9 @@ from monitor.generator import (
 from monitor.generator.chat import AsyncImageChat
 from monitor.simulator import SimulatorServer
 from monitor.taxonomy import ErrorClass
-from tests.conftest import FLASH, PRO, genai_client
+from tests.support.constants import FLASH, PRO
+from tests.support.http import LoopbackServer, Reply, Request
+from tests.support.shim import genai_client
 
 
 @pytest.fixture
@@ -122,36 +121,21 @@ class FakeOfrep:
     def __init__(self, value: Any = True, status: int = 200) -> None:
         self.value, self.status, self.requests = value, status, 0
         self.bodies: list[Any] = []
-        outer = self
+        self.server = LoopbackServer(self._respond)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.requests += 1
-                length = int(self.headers.get("content-length", "0"))
-                outer.bodies.append(json.loads(self.rfile.read(length) or b"null"))
-                key = self.path.rsplit("/", 1)[-1]
-                if outer.status == 200:
-                    body = {"key": key, "value": outer.value, "reason": "STATIC", "variant": "on"}
-                else:
-                    body = {"key": key, "errorCode": "FLAG_NOT_FOUND"}
-                data = json.dumps(body).encode()
-                self.send_response(outer.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _respond(self, request: Request) -> Reply:
+        if request.method != "POST":
+            return Reply(501)
+        self.requests += 1
+        self.bodies.append(request.json())
+        key = request.path.rsplit("/", 1)[-1]
+        if self.status == 200:
+            return Reply.json({"key": key, "value": self.value, "reason": "STATIC", "variant": "on"})
+        return Reply.json({"key": key, "errorCode": "FLAG_NOT_FOUND"}, self.status)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from google.genai import errors
 
 from monitor.taxonomy import ErrorClass, classify_exception
-from tests.test_taxonomy_http import BODY_429_DAY_AND_MINUTE, BODY_429_MINUTE, BODY_503, HTML_502
+from tests.taxonomy.test_taxonomy_http import BODY_429_DAY_AND_MINUTE, BODY_429_MINUTE, BODY_503, HTML_502
 
 
 def sdk_error(status: int, body: str, headers: dict[str, str] | None = None) -> errors.APIError:

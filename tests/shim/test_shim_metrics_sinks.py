@@ -22,9 +22,8 @@ from monitor.shim.metrics import ShimMetrics
 from monitor.shim.sinks import DURATION_BUCKETS, ClientShimMetrics, FoldedShimMetrics, GenerationNotes
 from monitor.simulator import SimulatorServer
 from monitor.testing import InternalErrorCollector
-from tests.conftest import PRO
+from tests.support.constants import FLASH, PRO
 
-FLASH = "gemini-nano-banana-2.1"
 # Durations on, just under and just over bucket bounds, zero, negative, past the last bound.
 DURATIONS = (0.0, -1.0, 0.1, 0.10000001, 1, 2.5, 30, 599.999, 600, 601, 1e9, math.inf, math.nan, *DURATION_BUCKETS)
 

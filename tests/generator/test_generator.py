@@ -27,7 +27,8 @@ from monitor.generator import (
 )
 from monitor.simulator import SimulatorServer
 from monitor.taxonomy import ErrorClass
-from tests.conftest import FLASH, PRO, Shim, genai_client
+from tests.support.constants import FLASH, PRO
+from tests.support.shim import Shim, genai_client
 
 PRO_ONLY_503 = {"kind": "mix", "weights": {}, "models": {"pro": {"overloaded": 1.0}}}
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import pytest
 from google import genai
 from google.genai import errors, types
 
 from monitor.simulator import SimulatorServer
-from tests.conftest import IMAGE_CONFIG, PRO, Shim, genai_client
+from tests.support.constants import IMAGE_CONFIG, PRO
+from tests.support.shim import Shim, genai_client
 
 
 def test_stream_ok(shim: Shim, gclient: genai.Client) -> None:
@@ -121,6 +124,7 @@ async def test_async_stream_closed_early(shim: Shim, gemini_sim: SimulatorServer
     client = genai_client(gemini_sim.url)
     stream = await client.aio.models.generate_content_stream(model=PRO, contents="x", config=IMAGE_CONFIG)
     await stream.__anext__()
+    assert isinstance(stream, AsyncGenerator)  # google-genai returns an async generator: closable early
     await stream.aclose()
     assert shim.value("nbmon_generations_total", model=PRO, error_class="unknown") == 1
     await client.aio.aclose()
@@ -128,7 +132,7 @@ async def test_async_stream_closed_early(shim: Shim, gemini_sim: SimulatorServer
 
 async def test_async_chat(shim: Shim, gemini_sim: SimulatorServer) -> None:
     client = genai_client(gemini_sim.url)
-    chat = client.aio.chats.create(model=PRO, config=types.GenerateContentConfig(**IMAGE_CONFIG))
+    chat = client.aio.chats.create(model=PRO, config=types.GenerateContentConfig.model_validate(IMAGE_CONFIG))
     await chat.send_message("a banana")
     await chat.send_message("make it blue")
     assert shim.value("nbmon_generations_total", model=PRO, error_class="ok") == 2

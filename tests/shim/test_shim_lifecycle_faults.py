@@ -20,7 +20,8 @@ from monitor import _safety
 from monitor.shim.metrics import ShimMetrics
 from monitor.simulator import SimulatorServer
 from monitor.testing import InternalErrorCollector
-from tests.conftest import IMAGE_CONFIG, PRO, Shim
+from tests.support.constants import IMAGE_CONFIG, PRO
+from tests.support.shim import Shim
 
 
 def _call(client: genai.Client) -> types.GenerateContentResponse:
