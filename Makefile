@@ -67,13 +67,25 @@ $(OTEL_STAMP): bench/requirements-otel.txt
 	$(OTEL_VENV)/bin/pip install --quiet -r bench/requirements-otel.txt
 	touch $(OTEL_STAMP)
 
-bench: $(STAMP) $(OTEL_STAMP)
+# The proxy benchmark's LiteLLM side (and its uvicorn + Starlette + httpx baseline) runs in a third virtualenv:
+# litellm[proxy] pins a `litellm-proxy` that PyPI does not serve, so the file lists the extra's packages itself.
+LITELLM_VENV := bench/.venv-litellm
+LITELLM_STAMP := $(LITELLM_VENV)/.installed
+
+$(LITELLM_STAMP): bench/requirements-litellm.txt
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/pip install --quiet -r bench/requirements-litellm.txt
+	touch $(LITELLM_STAMP)
+
+bench: $(STAMP) $(OTEL_STAMP) $(LITELLM_STAMP)
 	$(BIN)/python bench/bench_shim.py
 	$(BIN)/python bench/bench_instructions.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_soak.py
 	$(BIN)/python bench/bench_http.py
 	$(OTEL_VENV)/bin/python bench/bench_otel_genai.py
+	$(BIN)/python bench/bench_proxy.py --litellm-venv $(LITELLM_VENV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* build dist

@@ -1,4 +1,4 @@
-"""`nbmon proxy` against a direct call, LiteLLM's Gemini pass-through and two bare pass-throughs, in one run.
+"""`nbmon proxy` against a direct call, LiteLLM's Gemini pass-through and three bare pass-throughs, in one run.
 
 Every process is a child of this one except the load, which this process makes (aiohttp client, keep-alive):
 - the upstream: an aiohttp server (`--serve upstream`) answering precomputed bodies: `generateContent` with a
@@ -9,8 +9,10 @@ Every process is a child of this one except the load, which this process makes (
 - LiteLLM's `/gemini/{endpoint}` pass-through (`litellm --config`, second virtualenv bench/.venv-litellm): its
   upstream is GEMINI_API_BASE, its key to the upstream GEMINI_API_KEY (it replaces the client's), and the client
   authenticates with LITELLM_MASTER_KEY (it refuses to start without one); no database;
-- the stack baseline, no telemetry: the same forwarding written on aiohttp server + client (`--serve aiohttp`), and
-  on uvicorn + Starlette + httpx (`--serve asgi`, run by the LiteLLM virtualenv's Python, which has them).
+- the stack baseline, no telemetry: the same forwarding written on aiohttp server + client (`--serve aiohttp`) on
+  the standard asyncio loop, as nbmon runs it, and on uvloop; and on uvicorn (httptools, uvloop) + Starlette + httpx
+  (`--serve asgi`), LiteLLM's stack. The uvloop and uvicorn ones run on the LiteLLM virtualenv's Python, which has
+  them (and the same aiohttp).
 
 Measured, per payload (JSON, SSE) and concurrency (1, 16, 64): latency of each request from sending it to its last
 byte, p50 and p99, direct and through each pass-through; "added" is a pass-through's percentile minus the direct
@@ -64,8 +66,9 @@ HOP_BY_HOP = frozenset(
 TARGETS = {
     "nbmon": "nbmon proxy",
     "litellm": "LiteLLM /gemini",
-    "aiohttp": "bare aiohttp",
-    "asgi": "bare uvicorn+Starlette+httpx",
+    "aiohttp": "bare aiohttp server + client (asyncio loop, as nbmon runs)",
+    "aiouv": "the same on uvloop",
+    "asgi": "bare uvicorn (httptools) + Starlette + httpx",
 }
 TARGET_P50_C1_MS = 1.0
 TARGET_P99_C64_MS = 10.0
@@ -150,7 +153,9 @@ def serve_upstream() -> int:
     return _serve_aiohttp(handle)
 
 
-def _serve_aiohttp(handle: Callable[[Any], Any], on_startup: Callable[[Any], Any] | None = None) -> int:
+def _serve_aiohttp(
+    handle: Callable[[Any], Any], on_startup: Callable[[Any], Any] | None = None, loop: str = "asyncio"
+) -> int:
     from aiohttp import web
 
     async def main() -> None:
@@ -168,11 +173,15 @@ def _serve_aiohttp(handle: Callable[[Any], Any], on_startup: Callable[[Any], Any
         await stop.wait()
         await runner.cleanup()
 
+    if loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(main())
     return 0
 
 
-def serve_bare_aiohttp(upstream: str) -> int:
+def serve_bare_aiohttp(upstream: str, loop: str) -> int:
     """The stack baseline on aiohttp: nbmon's forwarding (same client session settings) without its telemetry."""
     import aiohttp
     from aiohttp import web
@@ -206,7 +215,7 @@ def serve_bare_aiohttp(upstream: str) -> int:
             await response.write_eof()
             return response
 
-    return _serve_aiohttp(handle, startup)
+    return _serve_aiohttp(handle, startup, loop)
 
 
 def serve_asgi(upstream: str, loop: str) -> int:
@@ -245,7 +254,7 @@ def serve_asgi(upstream: str, loop: str) -> int:
     print(f"port {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(
         app,
-        loop=loop,  # type: ignore[arg-type]
+        loop=loop,
         log_level="warning",
         access_log=False,
         timeout_keep_alive=KEEPALIVE_S,
@@ -362,8 +371,7 @@ class Target:
     base: str  # the URL the client's paths are appended to
     key: str  # sent as x-goog-api-key
     child: Child | None  # None: the direct call (the upstream is no pass-through)
-    requests: int = 0  # requests served in the timed windows (warm-ups included), for the CPU figure
-    cpu_s: float = 0.0
+    rss_start: int = 0  # once ready, before any load
     cpu_cells: dict[tuple[str, int], tuple[int, float]] = field(default_factory=dict)
 
 
@@ -457,7 +465,13 @@ def percentile(values: list[float], q: float) -> float:
 class Cell:
     totals: dict[str, list[float]] = field(default_factory=dict)
     first_bytes: dict[str, list[float]] = field(default_factory=dict)
+    served: dict[str, tuple[int, float]] = field(default_factory=dict)  # requests (warm-ups too), wall seconds
     seconds: float = 0.0
+
+    def rate(self, name: str) -> float:
+        """Requests per second through `name` while its rounds ran (all the load there was then)."""
+        done, wall = self.served[name]
+        return done / wall if wall else 0.0
 
 
 async def measure_cell(
@@ -476,7 +490,10 @@ async def measure_cell(
         shift = index % len(targets)
         for target in targets[shift:] + targets[:shift]:  # the order rotates: no target always goes first
             cpu = target.child.cpu_seconds() if target.child is not None else 0.0
+            began = time.perf_counter()
             timings = await round_of(sessions[target.name], target, payload, model, concurrency, per_round)
+            done, wall = cell.served.get(target.name, (0, 0.0))
+            cell.served[target.name] = (done + per_round + concurrency, wall + time.perf_counter() - began)
             if target.child is not None:
                 spent = target.child.cpu_seconds() - cpu
                 done, total = target.cpu_cells.get((payload.name, concurrency), (0, 0.0))
@@ -565,7 +582,7 @@ def start_targets(args: argparse.Namespace, upstream: str) -> list[Target]:
     litellm_python = Path(args.litellm_venv) / "bin" / "python"
     wanted = [name for name in TARGETS if name not in args.skip]
     for name in wanted:
-        if name in ("litellm", "asgi") and not litellm_python.exists():
+        if name in ("litellm", "asgi", "aiouv") and not litellm_python.exists():
             print(f"note: {litellm_python} missing (make bench builds it): {TARGETS[name]} skipped", file=sys.stderr)
             continue
         if name == "nbmon":
@@ -590,15 +607,17 @@ def start_targets(args: argparse.Namespace, upstream: str) -> list[Target]:
             argv += ["--host", HOST, "--port", str(port), "--num_workers", "1", "--keepalive_timeout", str(KEEPALIVE_S)]
             child = Child(name, argv, env=env, port=port)
             targets.append(Target(name, TARGETS[name], f"http://{HOST}:{port}/gemini", master_key, child))
-        elif name == "aiohttp":
-            child = Child(name, [sys.executable, __file__, "--serve", "aiohttp", "--upstream", upstream])
-            port = child.wait_port(60)
-            targets.append(Target(name, TARGETS[name], f"http://{HOST}:{port}", "bench-client-key", child))
         else:
-            argv = [str(litellm_python), __file__, "--serve", "asgi", "--upstream", upstream, "--loop", args.asgi_loop]
-            child = Child(name, argv, env=child_env())
+            # The bare pass-throughs; uvloop and uvicorn are in LiteLLM's virtualenv (with the same aiohttp).
+            argv = {
+                "aiohttp": [sys.executable, __file__, "--serve", "aiohttp"],
+                "aiouv": [str(litellm_python), __file__, "--serve", "aiohttp", "--loop", "uvloop"],
+                "asgi": [str(litellm_python), __file__, "--serve", "asgi", "--loop", args.asgi_loop],
+            }[name]
+            child = Child(name, [*argv, "--upstream", upstream], env=child_env())
             port = child.wait_port(60)
-            targets.append(Target(name, TARGETS[name], f"http://{HOST}:{port}", "bench-client-key", child))
+            label = TARGETS[name] + (f" on {args.asgi_loop}" if name == "asgi" else "")
+            targets.append(Target(name, label, f"http://{HOST}:{port}", "bench-client-key", child))
     return targets
 
 
@@ -610,11 +629,12 @@ async def readiness(targets: list[Target]) -> None:
         if path is not None:
             await wait_ready(f"http://{HOST}:{target.child.port}{path}", 120, target.child)
         target.child.refresh_pids()
+        target.rss_start = target.child.rss_bytes()
 
 
 def plan(quick: bool, scale: float) -> dict[int, tuple[int, int]]:
     """Timed requests per target and rounds per cell, by concurrency."""
-    base = {1: (150, 5), 16: (320, 4), 64: (640, 2)} if not quick else {1: (40, 2), 16: (96, 2), 64: (256, 1)}
+    base = {1: (300, 6), 16: (480, 4), 64: (768, 2)} if not quick else {1: (40, 2), 16: (96, 2), 64: (256, 1)}
     return {c: (max(int(n * scale), c), rounds) for c, (n, rounds) in base.items()}
 
 
@@ -731,7 +751,7 @@ def report(
     print("Latency, ms: direct p50/p99, then each pass-through's p50/p99 minus the direct one's (ratio of p50s)")
     head = f"{'payload':<7} {'c':>3} {'n':>5} {'direct p50/p99':>16}"
     for target in proxies:
-        head += f" {target.name + ' +p50/+p99':>26}"
+        head += f" {target.name + ' +p50/+p99':>27}"
     print(head)
     for (payload_name, concurrency), cell in cells.items():
         direct = cell.totals["direct"]
@@ -760,17 +780,26 @@ def report(
             done, spent = target.cpu_cells[key]
             line += f" {spent / done * 1e3:>8.2f} ms {done / spent if spent else float('inf'):>7.0f}/s"
         print(line)
+    print()
+    print("Throughput, requests/s of wall time while each one's rounds ran (the whole machine: load, upstream, proxy)")
+    print(f"{'payload':<7} {'c':>3}" + "".join(f" {t.name:>10}" for t in targets))
+    for key, cell in cells.items():
+        print(f"{key[0]:<7} {key[1]:>3}" + "".join(f" {cell.rate(t.name):>10.0f}" for t in targets))
     if memory:
         print()
         print(
             f"RSS with {BIG_STREAMS} streams of {len(bodies['big'].body) / 1e6:.1f} MB in flight "
             f"(client reads 64 KiB per {args.read_pause_ms:g} ms each), MB"
         )
-        print(f"{'':<8} {'before':>8} {'peak':>8} {'growth':>8} {'2 s after':>9} {'in flight at once':>18} {'s':>6}")
+        print(
+            f"{'':<8} {'at start':>8} {'before':>8} {'peak':>8} {'growth':>8} {'2 s after':>9} "
+            f"{'in flight at once':>18} {'s':>6}"
+        )
+        starts = {t.name: t.rss_start for t in targets}
         for name, m in memory.items():
             print(
-                f"{name:<8} {m.before / 1e6:>8.1f} {m.peak / 1e6:>8.1f} {(m.peak - m.before) / 1e6:>8.1f} "
-                f"{m.after / 1e6:>9.1f} {m.overlap:>18} {m.seconds:>6.1f}"
+                f"{name:<8} {starts[name] / 1e6:>8.1f} {m.before / 1e6:>8.1f} {m.peak / 1e6:>8.1f} "
+                f"{(m.peak - m.before) / 1e6:>8.1f} {m.after / 1e6:>9.1f} {m.overlap:>18} {m.seconds:>6.1f}"
             )
     print()
     print_targets(targets, cells, memory)
@@ -809,9 +838,9 @@ def print_targets(targets: list[Target], cells: dict[tuple[str, int], Cell], mem
             below.append((f"{tag} added, {key[0]}, c={key[1]} (ms)", added("nbmon", key, q), added("litellm", key, q)))
     by_name = {t.name: t for t in targets}
     for key in cells:
-        mine, theirs = by_name["nbmon"].cpu_cells[key], by_name["litellm"].cpu_cells[key]
+        ours, others = by_name["nbmon"].cpu_cells[key], by_name["litellm"].cpu_cells[key]
         below.append(
-            (f"CPU per request, {key[0]}, c={key[1]} (ms)", mine[1] / mine[0] * 1e3, theirs[1] / theirs[0] * 1e3)
+            (f"CPU per request, {key[0]}, c={key[1]} (ms)", ours[1] / ours[0] * 1e3, others[1] / others[0] * 1e3)
         )
     if "nbmon" in memory and "litellm" in memory:
         grow = {n: (memory[n].peak - memory[n].before) / 1e6 for n in ("nbmon", "litellm")}
@@ -832,7 +861,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--no-rss", action="store_true", help="skip the 64 big streams")
     parser.add_argument("--read-pause-ms", type=float, default=50.0, help="big streams: pause per 64 KiB read")
     parser.add_argument("--litellm-venv", default=str(HERE / ".venv-litellm"), help="LiteLLM's virtualenv")
-    parser.add_argument("--asgi-loop", default="asyncio", choices=("asyncio", "uvloop"), help="the bare ASGI's loop")
+    parser.add_argument(
+        "--asgi-loop", default="uvloop", choices=("asyncio", "uvloop"), help="the bare ASGI's loop (uvicorn's default)"
+    )
     parser.add_argument("--serve", choices=("upstream", "aiohttp", "asgi"), help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
@@ -841,7 +872,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         sys.path.insert(0, str(HERE))
         return serve_upstream()
     if args.serve == "aiohttp":
-        return serve_bare_aiohttp(args.upstream)
+        return serve_bare_aiohttp(args.upstream, args.loop)
     if args.serve == "asgi":
         return serve_asgi(args.upstream, args.loop)
     sys.path.insert(0, str(HERE))

@@ -39,6 +39,16 @@ def fail_on_swallowed_telemetry_errors(request: pytest.FixtureRequest) -> Iterat
         pytest.fail(f"nbmon telemetry swallowed {len(collector.errors)} internal error(s): {details}")
 
 
+@pytest.fixture(autouse=True)
+def no_cached_loggers_after_the_test() -> Iterator[None]:
+    """A structlog config that caches loggers on first use (what configure_logging sets) must not outlive the test
+    that made it: every module-level logger used afterwards would be frozen to it, and later tests' capture_logs
+    would see nothing (an order-dependent failure far from its cause)."""
+    yield
+    if structlog.get_config().get("cache_logger_on_first_use"):
+        structlog.reset_defaults()
+
+
 @pytest.fixture
 def registry() -> CollectorRegistry:
     return CollectorRegistry()

@@ -152,7 +152,8 @@ class ResponseReader:
         self._skeleton.feed(data)
         if self.framing is Framing.SSE:
             self._pending += self._skeleton.take()
-            self._sse_events()
+            if b"\n" in self._pending:  # else no event has ended, and _sse_events would leave _pending as it is
+                self._sse_events()
 
     def close(self) -> bytes:
         """At the end of the body: reads what is left; returns the whole copy of a JSON body (error bodies are

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 
 from monitor.cli import main
 from monitor.daemon import config as daemon_config
@@ -228,6 +229,7 @@ def test_library_lines_are_redacted_and_per_request_info_is_quiet() -> None:
         logging.getLogger("slack_sdk").warning("retrying https://hooks.slack.com/services/T0/B0/XYZ")
     finally:
         root.handlers[:], root.level = saved
+        structlog.reset_defaults()  # configure_logging caches loggers on first use: later tests must not inherit it
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     text = stream.getvalue()
     assert "Running job" not in text and "HTTP Request" not in text  # INFO lines of the quiet libraries
