@@ -6,9 +6,9 @@ FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY monitor/ monitor/
-# nbmon's wheel and a wheel for every dependency of the sidecar (the daemon and proxy extras), so the final
+# nbmon's wheel and a wheel for every dependency of the sidecar (the daemon, proxy and fleet extras), so the final
 # stage installs offline and never builds anything. With [proxy] in the config, publish its port too (8017).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[daemon,proxy]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[daemon,proxy,fleet]"
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 \
@@ -21,7 +21,7 @@ ENV PYTHONUNBUFFERED=1 \
 # A venv without pip: the base image's pip installs into it from the build stage's wheels, which never land in a layer.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/nbmon \
-    && python -m pip --python /opt/nbmon/bin/python install --no-cache-dir --no-index --find-links=/wheels "nbmon[daemon,proxy]" \
+    && python -m pip --python /opt/nbmon/bin/python install --no-cache-dir --no-index --find-links=/wheels "nbmon[daemon,proxy,fleet]" \
     && useradd --system --no-log-init --uid 10001 --user-group --home-dir /var/lib/nbmon --shell /usr/sbin/nologin nbmon \
     && mkdir -p /var/lib/nbmon \
     && chown nbmon:nbmon /var/lib/nbmon

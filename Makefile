@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 # The real programs the tests drive, unpacked from Debian's packages into .tools/ (apt-get download + dpkg -x):
 # nothing is installed on the host, nothing is started, no root is needed. prometheus brings promtool and
 # prometheus; prometheus-alertmanager brings alertmanager (as usr/bin/prometheus-alertmanager) and amtool.
+# redis-server (with redis-tools, libjemalloc2 and liblzf1) is the shared store of the fleet tests (issue #18).
 TOOLS_DIR ?= $(CURDIR)/.tools
 # When apt-get download cannot use the host's package lists (none yet, or not readable), it fetches its own into
 # .tools/apt: apt-get update with these options writes there only, so it needs no root and leaves the host alone.
@@ -36,13 +37,21 @@ types: $(STAMP)
 unit: $(STAMP)
 	NBMON_TOOLS_DIR=$(TOOLS_DIR) $(BIN)/pytest --cov=monitor --cov-branch --cov-report=term-missing:skip-covered
 
-tools: $(TOOLS_DIR)/usr/bin/promtool $(TOOLS_DIR)/usr/bin/prometheus-alertmanager
+tools: $(TOOLS_DIR)/usr/bin/promtool $(TOOLS_DIR)/usr/bin/prometheus-alertmanager $(TOOLS_DIR)/usr/bin/redis-server
 
 $(TOOLS_DIR)/usr/bin/promtool:
 	$(call unpack_deb,prometheus)
 
 $(TOOLS_DIR)/usr/bin/prometheus-alertmanager:
 	$(call unpack_deb,prometheus-alertmanager)
+
+# Debian's redis-server is a link to redis-tools' binary, which needs libjemalloc2 and liblzf1: the tests run it
+# with LD_LIBRARY_PATH=.tools/usr/lib/x86_64-linux-gnu (tests/support/redis.py). The link is unpacked last.
+$(TOOLS_DIR)/usr/bin/redis-server:
+	$(call unpack_deb,libjemalloc2)
+	$(call unpack_deb,liblzf1)
+	$(call unpack_deb,redis-tools)
+	$(call unpack_deb,redis-server)
 
 # $(call unpack_deb,PACKAGE): download Debian's PACKAGE (the host's lists, else .tools/apt's) and dpkg -x it.
 define unpack_deb
