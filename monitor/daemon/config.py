@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from monitor.alerts.rules import Action, Rule, rules_from_mapping
 from monitor.alerts.rules import parse_duration as rule_duration
 from monitor.config import ConfigError, ShimConfig, config_from_document, read_document
+from monitor.fleet.settings import FleetSettings, fleet_settings_from_mapping
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
 from monitor.proxy.config import ProxyConfig, proxy_config_from_mapping
 
@@ -50,6 +51,8 @@ ENV_KEYS = {
     "NBMON_ALERTMANAGER_ALERTS": "alertmanager.alerts",
     "NBMON_QUOTA_PROJECTS": "quota.projects",
     "NBMON_QUOTA_KEY_FILE": "quota.key_file",
+    "NBMON_REDIS_URL": "fleet.redis_url",
+    "NBMON_FLEET_PROJECT": "fleet.project",
 }
 
 
@@ -86,6 +89,7 @@ class DaemonConfig:
     quota_key_file: Path | None = None
     quota_rules: Mapping[str, Any] = field(default_factory=dict)
     proxy: ProxyConfig | None = None  # [proxy]: the pass-through proxy, served by `nbmon run` on its own port
+    fleet: FleetSettings = field(default_factory=FleetSettings)  # [fleet]: the Redis the replicas share
     warnings: tuple[str, ...] = ()  # legal but probably not meant: said by check-config and at start
     # `rules` parsed once, against the models' roles: what check-config checks is what run evaluates.
     rule_set: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
@@ -152,6 +156,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         "notify",
         "quota",
         "proxy",
+        "fleet",
     }
     errors.extend(
         ConfigError(k, f"unknown section (expected one of {', '.join(sorted(known))})") for k in data if k not in known
@@ -216,6 +221,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
             errors.append(exc)
     state_path = get("state", _path, defaults.state_path, state, "path")
     proxy = proxy_config_from_mapping(data["proxy"], errors) if "proxy" in data else None
+    fleet = fleet_settings_from_mapping(data.get("fleet", {}), errors)
     if not isinstance(data.get("notify"), Mapping) or "outbox_path" not in data["notify"]:
         # Beside the state file by default: one directory (one volume) holds everything the daemon must keep.
         notify = dataclasses.replace(notify, outbox_path=Path(state_path).parent / DEFAULT_OUTBOX_NAME)
@@ -249,6 +255,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         quota_key_file=get("quota", _path, None, quota, "key_file"),
         quota_rules=dict(quota.get("rules", {})) if isinstance(quota.get("rules", {}), Mapping) else {},
         proxy=proxy,
+        fleet=fleet,
     )
     if config.source_kind == "inprocess":
         errors.append(
@@ -364,19 +371,21 @@ def preflight(config: DaemonConfig) -> list[ConfigError]:
 
 def missing_packages(config: DaemonConfig) -> list[ConfigError]:
     """The daemon's packages come with the `daemon` extra; a base install (`pip install nbmon`) has none of them."""
-    needed = {"aiohttp": "listen", "apscheduler": "source"}
+    needed = {"aiohttp": ("listen", "daemon"), "apscheduler": ("source", "daemon")}
     if any(channel.kind == "slack" for channel in config.notify.channels):
-        needed["slack_sdk"] = "notify.channels"
+        needed["slack_sdk"] = ("notify.channels", "daemon")
     if config.quota_projects:
-        needed["google.cloud.monitoring_v3"] = "quota.projects"
+        needed["google.cloud.monitoring_v3"] = ("quota.projects", "daemon")
+    if config.fleet.redis_url:
+        needed["redis"] = ("fleet.redis_url", "fleet")
     found: list[ConfigError] = []
-    for module, key in needed.items():
+    for module, (key, extra) in needed.items():
         try:
             spec = importlib.util.find_spec(module)
         except ModuleNotFoundError:  # a parent package (google.cloud) is missing
             spec = None
         if spec is None:
-            found.append(ConfigError(key, f"needs {module}, which is not installed: pip install 'nbmon[daemon]'"))
+            found.append(ConfigError(key, f"needs {module}, which is not installed: pip install 'nbmon[{extra}]'"))
     return found
 
 

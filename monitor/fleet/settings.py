@@ -1,0 +1,109 @@
+"""The `[fleet]` section: the Redis the replicas share, how many there are, and the project they spend for.
+
+```toml
+[fleet]
+redis_url = "redis://redis:6379/0"   # or $NBMON_REDIS_URL; none: every replica on its own (in-process pacing)
+project = "my-project"               # the namespace of shared keys: quotas and budgets are per project
+replicas = 3                         # with Redis down, each replica paces at limit / replicas
+timeout = "250ms"                    # per Redis command: a slow Redis must not slow the app
+```
+
+Read by the app side (ImageGenerator, the proxy) and by the daemon from the same document: one parse.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.errors import ConfigError
+
+FLEET_KEYS = frozenset({"redis_url", "project", "replicas", "timeout", "key_prefix"})
+REDIS_URL_ENV = "NBMON_REDIS_URL"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSettings:
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password: never in repr or logs
+    project: str = "default"
+    replicas: int = 1
+    timeout_s: float = 0.25
+    key_prefix: str = "nbmon"
+
+    def key(self, *parts: str) -> str:
+        """A Redis key of this fleet: nbmon:{project}:part:part (the braces keep a project in one cluster slot)."""
+        return ":".join((self.key_prefix, "{" + self.project + "}", *parts))
+
+
+def fleet_settings_from_mapping(
+    table: object, errors: list[ConfigError], environ: Mapping[str, str] | None = None
+) -> FleetSettings:
+    """Parse `[fleet]`; each problem is appended to `errors` with its key, and the default kept in its place."""
+    if not isinstance(table, Mapping):
+        errors.append(ConfigError("fleet", "must be a table/mapping"))
+        table = {}
+    errors.extend(
+        ConfigError(f"fleet.{k}", f"unknown key (expected one of {', '.join(sorted(FLEET_KEYS))})")
+        for k in table
+        if k not in FLEET_KEYS
+    )
+    defaults = FleetSettings()
+    values: dict[str, Any] = {}
+    url = (environ or {}).get(REDIS_URL_ENV) or table.get("redis_url")
+    if url is not None:
+        scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+        if scheme not in ("redis", "rediss", "unix"):
+            # The value itself is not repeated: it may hold a password.
+            errors.append(ConfigError("fleet.redis_url", "must be a redis://, rediss:// or unix:// URL"))
+        else:
+            values["redis_url"] = url
+    for key in ("project", "key_prefix"):
+        if key in table:
+            value = table[key]
+            if isinstance(value, str) and _NAME.match(value):
+                values[key] = value
+            else:
+                errors.append(ConfigError(f"fleet.{key}", "must be 1-100 letters, digits, '.', '_', ':' or '-'"))
+    if "replicas" in table:
+        replicas = table["replicas"]
+        try:
+            count = int(replicas)
+        except (TypeError, ValueError):
+            count = 0
+        if isinstance(replicas, bool) or count < 1 or count > 10_000:
+            errors.append(ConfigError("fleet.replicas", "must be a whole number between 1 and 10000"))
+        else:
+            values["replicas"] = count
+    if "timeout" in table:
+        try:
+            seconds = _seconds(table["timeout"])
+        except ValueError:
+            seconds = -1.0
+        if not (math.isfinite(seconds) and 0 < seconds <= 10):
+            errors.append(ConfigError("fleet.timeout", "must be a duration between 1ms and 10s (e.g. 250ms)"))
+        else:
+            values["timeout_s"] = seconds
+    return FleetSettings(**{**_as_dict(defaults), **values})
+
+
+def _seconds(value: object) -> float:
+    from monitor.alerts.rules import parse_duration  # the one duration syntax ("250ms", "1s")
+
+    if isinstance(value, str):
+        try:
+            return float(value)  # a bare number, as environment variables carry it
+        except ValueError:
+            pass
+    try:
+        return parse_duration(value, "fleet.timeout")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _as_dict(settings: FleetSettings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in FleetSettings.__dataclass_fields__}
