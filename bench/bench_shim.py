@@ -40,7 +40,6 @@ from prometheus_client import CollectorRegistry
 
 import monitor
 
-BAR = 1.10  # issue #2: the ratio must be at most 1.10 (target 1.05)
 PATCHED_CLASSES = [models.Models, models.AsyncModels, _api_client.BaseApiClient]
 
 
@@ -107,8 +106,8 @@ def main() -> int:
                 raise SystemExit(
                     f"expected {rounds * args.calls + warm_up_calls(args.calls)} calls counted, got {counted}"
                 )
-            verdict = "within" if result.ratio <= BAR else "OVER"
-            print(f"{table_row(f'{size_label} {setup_label}', result)}  {verdict} {BAR}")
+            # No bar here: issue #16 compares the +us/call column with bench_otel_genai.py's (at most a third).
+            print(table_row(f"{size_label} {setup_label}", result))
         # Not nbmon's work: what the OTel SDK charges for a span like ours, with nbmon off.
         replay = span_replay(call, provider.get_tracer("bench"))
         result = paired_rounds(call, lambda: None, lambda: None, rounds, args.calls, instrumented_call=replay)
