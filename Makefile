@@ -87,12 +87,13 @@ $(LITELLM_STAMP): bench/requirements-litellm.txt
 	$(LITELLM_VENV)/bin/pip install --quiet -r bench/requirements-litellm.txt
 	touch $(LITELLM_STAMP)
 
-bench: $(STAMP) $(OTEL_STAMP) $(LITELLM_STAMP)
+bench: $(STAMP) $(OTEL_STAMP) $(LITELLM_STAMP) $(TOOLS_DIR)/usr/bin/redis-server
 	$(BIN)/python bench/bench_shim.py
 	$(BIN)/python bench/bench_instructions.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_soak.py
 	$(BIN)/python bench/bench_http.py
+	$(BIN)/python bench/bench_pacer.py
 	$(OTEL_VENV)/bin/python bench/bench_otel_genai.py
 	$(BIN)/python bench/bench_proxy.py --litellm-venv $(LITELLM_VENV)
 

@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.alerts import Action, CounterWindow, Evaluator, RuleStatus, State, Transition
+from monitor.budget.job import BudgetJob, Hold
 from monitor.catalog import ModelInfoCollector
 from monitor.config import warn_lifecycle
 from monitor.daemon import admin
@@ -33,7 +34,8 @@ from monitor.daemon.persistence import PersistenceHealth
 from monitor.daemon.quota_job import QuotaJob
 from monitor.daemon.rule_notices import RuleNotifier
 from monitor.daemon.windows import BufferedCounters, SeriesBounds, WindowCounts, error_ratios, signal_from_config
-from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, decision_to_dict
+from monitor.flagstate import FlagdFileWriter, FlagStatePersistError, FlagStore, Models, Stop, decision_to_dict
+from monitor.fleet.notice_claims import notice_claims
 from monitor.logs import register_secret
 from monitor.notify import Dispatcher, Outbox
 from monitor.notify.config import build_notifiers
@@ -123,13 +125,36 @@ class Daemon:
         )
         self.dispatcher = self._build_dispatcher()
         submit = self.dispatcher.submit if self.dispatcher is not None else None
+        # A fleet: every notice is claimed in Redis first, so the sidecars seeing the same figures send it once.
+        self.notice_claims = notice_claims(config.fleet, self.registry) if submit is not None else None
+        claim_ttl_s = config.notify.rule_claim_ttl_s(config.evaluation_interval_s)
         self._notifier = (
-            RuleNotifier(self._rules, self._flag_rules, config.notify, self.models.primary, submit, wall)
+            RuleNotifier(
+                self._rules,
+                self._flag_rules,
+                config.notify,
+                self.models.primary,
+                submit,
+                wall,
+                claims=self.notice_claims,
+                claim_ttl_s=claim_ttl_s,
+            )
             if submit is not None
             else None
         )
         self.quota = QuotaJob.from_config(
             config, self.registry, submit, poller=quota_poller, monotonic=monotonic, wall=wall
+        )
+        # [budget]: its state file is read here, so a corrupt one stops the start, naming it.
+        self.budget = BudgetJob.from_config(
+            config,
+            self.registry,
+            submit,
+            wall=wall,
+            proxy_registry=self.proxy_registry,
+            write=disk.write if disk is not None else None,
+            on_persist=self._budget_persisted,
+            claims=self.notice_claims,
         )
         self._scheduler: BackgroundScheduler | None = None
         self._tick_origin: float | None = None  # the monotonic time of the first scheduled evaluation
@@ -160,6 +185,12 @@ class Daemon:
             self.persistence.ok("outbox")
         else:
             self.persistence.failed("outbox", self.config.notify.outbox_path, detail)
+
+    def _budget_persisted(self, ok: bool, detail: str) -> None:
+        if ok:
+            self.persistence.ok("budget")
+        elif self.budget is not None:
+            self.persistence.failed("budget", self.budget.path, detail)
 
     def _source_ok(self) -> None:
         self._last_ok_read = self._monotonic()
@@ -197,6 +228,32 @@ class Daemon:
         """The quota job: poll Cloud Monitoring, evaluate the quota rules on fresh readings, notify."""
         if self.quota is not None:
             self.quota.poll()
+
+    def check_budget(self) -> None:
+        """The budget job: read the spend (outside the lock), notify, then hold or release the budget's action."""
+        if self.budget is None:
+            return
+        self.budget.check()
+        with self._lock:
+            self._sync_flag("budget", "the budget's period ended: the budget starts again", {})
+            self._sync_stop()
+            self._publish()
+
+    def _budget_hold(self, action: str) -> Hold | None:
+        hold = self.budget.hold(self._wall()) if self.budget is not None else None
+        return hold if hold is not None and hold.action == action else None
+
+    def _sync_stop(self) -> None:
+        """`generation-allowed` is false while a spent budget with action "stop" holds it."""
+        hold, current = self._budget_hold("stop"), self.store.state.stop
+        since = current.since if current is not None else self._wall()
+        stop = None if hold is None else Stop(hold.reason, since, hold.until, "budget")
+        going_on = (
+            stop is not None and current is not None and (current.set_by, current.until) == ("budget", stop.until)
+        )
+        if stop != current and not going_on:  # the same hold (action, until) is not saved again
+            _log.warning("nbmon.budget.stop", stopped=stop is not None, reason=None if stop is None else stop.reason)
+            self._saving("state", lambda: self.store.set_stop(stop))
 
     def evaluate_tick(self) -> list[Transition]:
         """The scheduled evaluation: at the time the tick was due, not when its thread got the lock.
@@ -251,13 +308,20 @@ class Daemon:
             self._notifier.on_transition(transition)
 
     def _sync_flag(self, source: str, reason: str, figures: dict[str, Any]) -> None:
-        """The flag is on while ANY holder wants it: a flag rule (firing or recovering) or Alertmanager."""
+        """The flag is on while ANY holder wants it: a flag rule (firing or recovering), Alertmanager, or a spent
+        budget with action "degraded"."""
         rules_hold = self.evaluator.degraded
-        desired = rules_hold or self._alertmanager.holds(self._monotonic())
+        alertmanager_holds = self._alertmanager.holds(self._monotonic())
+        budget = self._budget_hold("degraded")
+        desired = rules_hold or alertmanager_holds or budget is not None
         if desired == self.store.state.degraded:
             return
         if desired and not rules_hold:
-            source = "alertmanager"
+            source = "alertmanager" if alertmanager_holds or budget is None else "budget"
+            if source == "budget" and budget is not None:
+                reason, figures = budget.reason, dict(budget.figures)
+        if not desired and self.store.state.rule == "budget":  # its period ended, whichever job noticed first
+            source, reason, figures = "budget", "the budget's period ended: the budget starts again", {}
         self._saving("state", lambda: self.store.apply_transition(desired, source, reason, figures))
         self.metrics.transitions.labels("degraded" if desired else "normal").inc()
 
@@ -314,6 +378,8 @@ class Daemon:
             _log.info("nbmon.daemon.listening", url=self.url)  # the first line: where to reach it
         if self.config.proxy is not None and self.proxy_registry is not None:
             self.proxy = self._start_proxy(self.config.proxy, self.proxy_registry)
+        if self.quota is not None:
+            self.quota.start()  # a fleet's poller lease: claimed before the first quota tick
         scheduler = BackgroundScheduler(timezone="UTC")
         options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "next_run_time": datetime.now(UTC)}
         jobs = [
@@ -322,6 +388,8 @@ class Daemon:
         ]
         if self.quota is not None:
             jobs.append(("quota", self.poll_quota, self.config.quota_interval_s))
+        if self.budget is not None:
+            jobs.append(("budget", self.check_budget, self.budget.config.interval_s))
         for name, job, seconds in jobs:
             scheduler.add_job(self._job(name, job), "interval", seconds=seconds, **options)
         scheduler.start()
@@ -360,6 +428,10 @@ class Daemon:
             self.dispatcher.stop(timeout=1.5)  # pending notifications stay in the outbox for the next start
         if self.quota is not None:
             self.quota.close()
+        if self.budget is not None:
+            self.budget.close()
+        if self.notice_claims is not None:
+            self.notice_claims.close()
         _log.info("nbmon.daemon.stopped", state_saved=saved)
         return saved
 
@@ -371,12 +443,27 @@ class Daemon:
         """The proxy steers by this daemon's own flag: no OFREP round trip, never a stale read."""
         from monitor.proxy.otel import tracer_provider_from_env
         from monitor.proxy.server import ProxyServer, build_forwarder
+        from monitor.proxy.stop import stop_check
 
         async def degraded() -> bool:
             return self.store.effective().value
 
+        stopped = stop_check(self.store)  # generation-allowed false: generate requests refused with a 429
+        pacer = None
+        if config.pace and self.config.pacing.enabled:  # the poller's per-minute limits too, with from_quota
+            from monitor.pacing import build_pacer
+
+            # The fleet's view: on a follower the leader's published readings, not its own empty snapshot.
+            quotas = self.quota.view if self.quota is not None else None
+            pacer = build_pacer(self.config.pacing, self.config.fleet, registry=registry, quota_source=quotas)
         forwarder = build_forwarder(
-            config, self.config.shim, registry, degraded, tracer_provider=tracer_provider_from_env()
+            config,
+            self.config.shim,
+            registry,
+            degraded,
+            tracer_provider=tracer_provider_from_env(),
+            pacer=pacer,
+            stopped=stopped,
         )
         proxy = ProxyServer(forwarder, registry, on_error=self._http_error)
         proxy.start()
@@ -420,7 +507,7 @@ class Daemon:
 
     def _state_document(self) -> dict[str, Any]:
         now = self._monotonic()
-        return admin.state_document(
+        document = admin.state_document(
             effective=self.store.effective(),
             statuses=self.evaluator.statuses(),
             models=self.models,
@@ -431,6 +518,9 @@ class Daemon:
             now=now,
             stored=self.store.snapshot(),
         )
+        if self.budget is not None:
+            document["budget"] = self.budget.document(self._wall())
+        return document
 
     def set_override(self, request: dict[str, Any]) -> dict[str, Any]:
         """`POST /v1/override`: a ValueError (the 400's reason) when the request is not one to accept."""

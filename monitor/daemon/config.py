@@ -20,13 +20,16 @@ from urllib.parse import urlsplit
 
 from monitor.alerts.rules import Action, Rule, rules_from_mapping
 from monitor.alerts.rules import parse_duration as rule_duration
+from monitor.budget.config import BudgetConfig, budget_config_from_mapping, budget_consistency
 from monitor.config import ConfigError, ShimConfig, config_from_document, read_document
 from monitor.fleet.settings import FleetSettings, fleet_settings_from_mapping
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
+from monitor.pacing.config import PacingConfig, pacing_config_from_mapping
 from monitor.proxy.config import ProxyConfig, proxy_config_from_mapping
 
 SOURCE_KINDS = ("scrape", "inprocess", "promql", "proxy")  # proxy: the [proxy] this process serves
 DEFAULT_OUTBOX_NAME = "nbmon-outbox.sqlite"  # in the state file's directory unless notify.outbox_path says
+MIN_LEASE_TTL_S, MAX_LEASE_TTL_S = 1.0, 3600.0  # quota.lease_ttl: tests use 2 s, production 30 s
 MIN_INTERVAL_S = 0.05  # intervals are seconds for a sidecar (15 s by default); tests compress them to 50 ms
 LOG_FORMATS = ("json", "console", "auto")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -88,8 +91,12 @@ class DaemonConfig:
     quota_timeout_s: float = 30.0
     quota_key_file: Path | None = None
     quota_rules: Mapping[str, Any] = field(default_factory=dict)
+    quota_lease: bool = False  # one poller per fleet, elected in Redis; on by default when fleet.redis_url is set
+    quota_lease_ttl_s: float = 30.0
     proxy: ProxyConfig | None = None  # [proxy]: the pass-through proxy, served by `nbmon run` on its own port
     fleet: FleetSettings = field(default_factory=FleetSettings)  # [fleet]: the Redis the replicas share
+    pacing: PacingConfig = field(default_factory=PacingConfig)  # [pacing]: limits the proxy paces at (pace = true)
+    budget: BudgetConfig | None = None  # [budget]: the spend budget (monitor.budget)
     warnings: tuple[str, ...] = ()  # legal but probably not meant: said by check-config and at start
     # `rules` parsed once, against the models' roles: what check-config checks is what run evaluates.
     rule_set: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
@@ -157,6 +164,8 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         "quota",
         "proxy",
         "fleet",
+        "budget",
+        "pacing",
     }
     errors.extend(
         ConfigError(k, f"unknown section (expected one of {', '.join(sorted(known))})") for k in data if k not in known
@@ -191,7 +200,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
     admin = section("admin", {"token", "token_file"})
     log = section("log", {"format", "level"})
     alertmanager = section("alertmanager", {"alerts"})
-    quota = section("quota", {"projects", "services", "interval", "timeout", "key_file", "rules"})
+    quota = section("quota", {"projects", "services", "interval", "timeout", "key_file", "rules", "lease", "lease_ttl"})
     rules = data.get("rules", {})
     if not isinstance(rules, Mapping):
         errors.append(ConfigError("rules", "must be a table/mapping of rule name -> settings"))
@@ -222,6 +231,8 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
     state_path = get("state", _path, defaults.state_path, state, "path")
     proxy = proxy_config_from_mapping(data["proxy"], errors) if "proxy" in data else None
     fleet = fleet_settings_from_mapping(data.get("fleet", {}), errors)
+    pacing = pacing_config_from_mapping(data.get("pacing", {}), errors)
+    budget = budget_config_from_mapping(data["budget"], errors) if "budget" in data else None
     if not isinstance(data.get("notify"), Mapping) or "outbox_path" not in data["notify"]:
         # Beside the state file by default: one directory (one volume) holds everything the daemon must keep.
         notify = dataclasses.replace(notify, outbox_path=Path(state_path).parent / DEFAULT_OUTBOX_NAME)
@@ -254,8 +265,12 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         quota_timeout_s=get("quota", positive_seconds, defaults.quota_timeout_s, quota, "timeout"),
         quota_key_file=get("quota", _path, None, quota, "key_file"),
         quota_rules=dict(quota.get("rules", {})) if isinstance(quota.get("rules", {}), Mapping) else {},
+        quota_lease=get("quota", _bool, bool(fleet.redis_url), quota, "lease"),
+        quota_lease_ttl_s=get("quota", positive_seconds, defaults.quota_lease_ttl_s, quota, "lease_ttl"),
         proxy=proxy,
         fleet=fleet,
+        pacing=pacing,
+        budget=budget,
     )
     if config.source_kind == "inprocess":
         errors.append(
@@ -267,8 +282,22 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         )
     if config.source_kind == "promql" and not config.promql_url:
         errors.append(ConfigError("source.promql_url", "required when source.kind is promql"))
+    if config.budget is not None:
+        errors.extend(
+            budget_consistency(
+                config.budget,
+                source_kind=config.source_kind,
+                promql_url=config.promql_url,
+                redis_url=config.fleet.redis_url,
+            )
+        )
     if config.quota_projects and config.quota_timeout_s >= config.quota_interval_s:
         errors.append(ConfigError("quota.timeout", "must be shorter than quota.interval"))
+    errors.extend(_lease_errors(config))
+    if config.pacing.from_quota and not config.pacing.limits and not config.quota_projects:
+        errors.append(
+            ConfigError("pacing.from_quota", "needs [quota] projects to read the limits from, or [pacing.limits]")
+        )
     if config.quota_rules:
         try:
             from monitor.quota.rules import quota_rules_from_mapping
@@ -324,6 +353,23 @@ def _consistency(config: DaemonConfig, rules: tuple[Rule, ...]) -> list[ConfigEr
     return found
 
 
+def _lease_errors(config: DaemonConfig) -> list[ConfigError]:
+    """The quota poller's lease: Redis to hold it, and a ttl whose renewals (every third of it) fit their timeout."""
+    found = []
+    if config.quota_lease and not config.fleet.redis_url:
+        found.append(ConfigError("quota.lease", "needs fleet.redis_url (or NBMON_REDIS_URL): the lease is held there"))
+    ttl, least = config.quota_lease_ttl_s, max(MIN_LEASE_TTL_S, 6 * config.fleet.timeout_s)
+    if not least <= ttl <= MAX_LEASE_TTL_S:
+        found.append(
+            ConfigError(
+                "quota.lease_ttl",
+                f"{ttl:g}s: must be between {least:g}s and {MAX_LEASE_TTL_S:g}s (at least 1s and 6 x fleet.timeout:"
+                " the lease is renewed every third of it, each renewal within half of that)",
+            )
+        )
+    return found
+
+
 def _warnings(rules: tuple[Rule, ...], config: DaemonConfig) -> list[str]:
     said = [f"{note.key}: {note.message}" for note in config.shim.lifecycle_notes()]
     if not any(Action.SET_FLAG in rule.actions for rule in rules):
@@ -361,6 +407,8 @@ def preflight(config: DaemonConfig) -> list[ConfigError]:
                 found.append(ConfigError(key, f"{host}:{port}: {exc.strerror}"))
     found.extend(missing_packages(config))
     files = [("state.path", config.state_path), ("state.flagd_path", config.flagd_path)]
+    if config.budget is not None and config.budget.state_path is not None:
+        files.append(("budget.state_path", config.budget.state_path))
     if config.notify.channels:
         files.append(("notify.outbox_path", config.notify.outbox_path))
     for key, path in files:
@@ -448,6 +496,12 @@ def _names(value: object, key: str) -> tuple[str, ...]:
     if not isinstance(items, list | tuple) or not items or not all(isinstance(i, str) and i for i in items):
         raise ConfigError(key, "must be a non-empty list of alert names")
     return tuple(items)
+
+
+def _bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"{value!r} is not true or false")
+    return value
 
 
 def _path(value: object, key: str) -> Path:

@@ -146,7 +146,8 @@ def signal_from_config(
         return BufferedCounters(proxy, window, bound, on_success)
 
     if config.source_kind == "promql" and config.promql_url:
-        promql = PromQLSource(config.promql_url, on_error=on_error)
+        # Asked on the evaluation grid of the wall clock: every sidecar of the fleet reads the same instants.
+        promql = PromQLSource(config.promql_url, on_error=on_error, align_s=config.evaluation_interval_s)
         return QueriedWindows(promql, bound, on_success, close=promql.close)
     if config.source_kind == "inprocess":
         from prometheus_client import REGISTRY

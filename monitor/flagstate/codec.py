@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from monitor.flagstate.state import HISTORY_LIMIT, Decision, FlagChange, FlagState, Override
+from monitor.flagstate.state import HISTORY_LIMIT, Decision, FlagChange, FlagState, Override, Stop
 
 STATE_VERSION = 1
 _T = TypeVar("_T")
@@ -32,6 +32,10 @@ def override_to_dict(override: Override | None) -> dict[str, Any] | None:
     }
 
 
+def stop_to_dict(stop: Stop) -> dict[str, Any]:
+    return {"reason": stop.reason, "since": iso(stop.since), "until": iso(stop.until), "set_by": stop.set_by}
+
+
 def change_to_dict(entry: FlagChange) -> dict[str, Any]:
     return {
         "at": iso(entry.at),
@@ -45,7 +49,7 @@ def change_to_dict(entry: FlagChange) -> dict[str, Any]:
 
 
 def state_to_dict(state: FlagState) -> dict[str, Any]:
-    return {
+    document = {
         "version": STATE_VERSION,
         "degraded": state.degraded,
         "since": iso(state.since),
@@ -55,10 +59,13 @@ def state_to_dict(state: FlagState) -> dict[str, Any]:
         "override": override_to_dict(state.override),
         "history": [change_to_dict(entry) for entry in state.history],
     }
+    if state.stop is not None:  # only when set: a file without a stop is the same as before stops existed
+        document["stop"] = stop_to_dict(state.stop)
+    return document
 
 
 def decision_to_dict(decision: Decision) -> dict[str, Any]:
-    return {
+    document = {
         "value": decision.value,
         "reason": decision.reason,
         "since": iso(decision.since),
@@ -68,6 +75,9 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "evaluated": decision.evaluated,
         "override": override_to_dict(decision.override),
     }
+    if decision.stop is not None:
+        document["stop"] = stop_to_dict(decision.stop)
+    return document
 
 
 def parse_state(data: Any) -> FlagState:
@@ -81,6 +91,7 @@ def parse_state(data: Any) -> FlagState:
     if len(history) > HISTORY_LIMIT:
         raise ValueError(f"history: {len(history)} entries, more than {HISTORY_LIMIT}")
     override = obj.get("override")
+    stop = obj.get("stop")
     return FlagState(
         degraded=_get(obj, "degraded", bool, "state"),
         since=_time(obj, "since", "state"),
@@ -89,6 +100,17 @@ def parse_state(data: Any) -> FlagState:
         figures=_figures(obj, "state"),
         override=None if override is None else _override(override),
         history=tuple(_change(entry, f"history[{i}]") for i, entry in enumerate(history)),
+        stop=None if stop is None else _stop(stop),
+    )
+
+
+def _stop(data: Any) -> Stop:
+    obj = _object(data, "stop")
+    return Stop(
+        reason=_get(obj, "reason", str, "stop"),
+        since=_time(obj, "since", "stop"),
+        until=_time(obj, "until", "stop"),
+        set_by=_get(obj, "set_by", str, "stop"),
     )
 
 

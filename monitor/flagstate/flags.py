@@ -2,6 +2,8 @@
 
 - `degraded-mode` (boolean, variants "on"/"off"): True while the app must use the fallback model.
 - `image-model` (string, variants "primary"/"fallback"): the model id the app should call now.
+- `generation-allowed` (boolean, variants "on"/"off"): False while a hard stop holds (a spent budget with
+  `action = "stop"`): the app must not generate at all.
 
 Metadata values are only strings, numbers and booleans, as OFREP and flagd require: figures are flattened
 to `figures.<name>` keys.
@@ -13,9 +15,9 @@ from dataclasses import dataclass
 
 from monitor.flagstate.codec import iso
 from monitor.flagstate.state import Decision
-from monitor.wire import DEGRADED_FLAG, IMAGE_MODEL_FLAG
+from monitor.wire import DEGRADED_FLAG, GENERATION_FLAG, IMAGE_MODEL_FLAG
 
-FLAG_KEYS = (DEGRADED_FLAG, IMAGE_MODEL_FLAG)
+FLAG_KEYS = (DEGRADED_FLAG, IMAGE_MODEL_FLAG, GENERATION_FLAG)
 
 MetadataValue = str | int | float | bool
 FlagValue = bool | str
@@ -54,8 +56,15 @@ def flag_metadata(decision: Decision) -> dict[str, MetadataValue]:
     return metadata
 
 
+def stop_metadata(decision: Decision) -> dict[str, MetadataValue]:
+    stop = decision.stop
+    if stop is None:
+        return {"source": "none", "detail": "generation allowed"}
+    return {"source": stop.set_by, "detail": stop.reason, "since": iso(stop.since), "until": iso(stop.until)}
+
+
 def resolve_flags(decision: Decision, models: Models) -> tuple[ResolvedFlag, ...]:
-    """Both flags for `decision`, in `FLAG_KEYS` order."""
+    """Every flag for `decision`, in `FLAG_KEYS` order."""
     metadata = flag_metadata(decision)
     degraded = decision.value
     return (
@@ -66,5 +75,12 @@ def resolve_flags(decision: Decision, models: Models) -> tuple[ResolvedFlag, ...
             "fallback" if degraded else "primary",
             {"primary": models.primary, "fallback": models.fallback},
             dict(metadata),
+        ),
+        ResolvedFlag(
+            GENERATION_FLAG,
+            decision.stop is None,
+            "off" if decision.stop is not None else "on",
+            {"on": True, "off": False},
+            stop_metadata(decision),
         ),
     )

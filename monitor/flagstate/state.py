@@ -62,6 +62,23 @@ class Override:
 
 
 @dataclass(frozen=True, slots=True)
+class Stop:
+    """A hard stop of generation (the flag `generation-allowed` false), e.g. a spent budget, until `until`."""
+
+    reason: str
+    since: datetime
+    until: datetime
+    set_by: str = "budget"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "since", utc(self.since, "since"))
+        object.__setattr__(self, "until", utc(self.until, "until"))
+
+    def active(self, now: datetime) -> bool:
+        return now < self.until
+
+
+@dataclass(frozen=True, slots=True)
 class FlagChange:
     """One change of the mode: `from_`/`to` are the values of `source` (the rules, or the effective value)."""
 
@@ -94,6 +111,7 @@ class Decision:
     figures: Figures
     evaluated: bool  # what the rules say, which an override may mask
     override: Override | None = None
+    stop: Stop | None = None  # generation stopped (independent of the degraded mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +125,7 @@ class FlagState:
     figures: Figures = field(default_factory=dict)
     override: Override | None = None
     history: tuple[FlagChange, ...] = ()
+    stop: Stop | None = None  # a hard stop; an expired one is ignored by effective()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "since", utc(self.since, "since"))
@@ -153,13 +172,28 @@ class FlagState:
         # It was in effect until its expiry, so the recorded change is override value -> rules' value.
         return self._drop_override(self.override.expires_at, self.override.value, "expired")
 
+    def set_stop(self, stop: Stop | None) -> FlagState:
+        """Stop generation until `stop.until` (None lifts it). Same stop: unchanged."""
+        return self if stop == self.stop else replace(self, stop=stop)
+
     def effective(self, now: datetime) -> Decision:
         override = self.override
+        stop = self.stop if self.stop is not None and self.stop.active(utc(now, "now")) else None
         if override is not None and override.active(utc(now, "now")):
             return Decision(
-                override.value, override.reason, override.set_at, "override", "override", {}, self.degraded, override
+                override.value,
+                override.reason,
+                override.set_at,
+                "override",
+                "override",
+                {},
+                self.degraded,
+                override,
+                stop,
             )
-        return Decision(self.degraded, self.reason, self.since, self.rule, "rule", self.figures, self.degraded)
+        return Decision(
+            self.degraded, self.reason, self.since, self.rule, "rule", self.figures, self.degraded, None, stop
+        )
 
     def _drop_override(self, at: datetime, before: bool, why: str) -> FlagState:
         entry = FlagChange(at, before, self.degraded, "override", f"override {why}", {}, "override")

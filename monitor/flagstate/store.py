@@ -16,7 +16,7 @@ from typing import Any
 
 from monitor.flagstate import _atomic
 from monitor.flagstate.codec import parse_state, state_to_dict
-from monitor.flagstate.state import Decision, FlagState, Override, utc
+from monitor.flagstate.state import Decision, FlagState, Override, Stop, utc
 
 Clock = Callable[[], datetime]
 _STALE_TEMP_S = 60.0  # a temp file this old belongs to a writer that died mid-save
@@ -102,6 +102,10 @@ class FlagStore:
     def expire_override(self, at: datetime | None = None) -> bool:
         """Call on every tick: forgets (and records) an override whose expiry has passed."""
         return self._change(lambda s, t: s.expire_override(t), at)
+
+    def set_stop(self, stop: Stop | None) -> bool:
+        """Stop generation (None: allow it again); True when that changed (and was saved)."""
+        return self._change(lambda s, t: s.set_stop(stop), None)
 
     def effective(self, now: datetime | None = None) -> Decision:
         return self._state.effective(now if now is not None else self.now())

@@ -1,4 +1,5 @@
-"""The one way nbmon opens a Redis connection: short timeouts, no retries of its own, the URL never logged."""
+"""The one way nbmon opens a Redis connection: short timeouts, no retries of its own, the URL's password never
+logged (registered for redaction here, for every user of Redis: the pacer, the lease, the budget)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def connect(settings: FleetSettings) -> redis.Redis:
     """
     if not settings.redis_url:
         raise ValueError("fleet.redis_url is not set")
+    from urllib.parse import urlsplit
+
+    from monitor.logs import register_secret
+
+    register_secret(urlsplit(settings.redis_url).password)  # redacted should any library log the URL
     try:
         import redis
     except ImportError as exc:  # the base install has no Redis client

@@ -3,7 +3,7 @@
 ```toml
 [fleet]
 redis_url = "redis://redis:6379/0"   # or $NBMON_REDIS_URL; none: every replica on its own (in-process pacing)
-project = "my-project"               # the namespace of shared keys: quotas and budgets are per project
+project = "my-project"               # or $NBMON_FLEET_PROJECT: the namespace of shared keys (quotas and budgets)
 replicas = 3                         # with Redis down, each replica paces at limit / replicas
 timeout = "250ms"                    # per Redis command: a slow Redis must not slow the app
 ```
@@ -24,7 +24,9 @@ from monitor.errors import ConfigError
 
 FLEET_KEYS = frozenset({"redis_url", "project", "replicas", "timeout", "key_prefix"})
 REDIS_URL_ENV = "NBMON_REDIS_URL"
+PROJECT_ENV = "NBMON_FLEET_PROJECT"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+NAME = _NAME  # a fleet name (project, key prefix): also what [budget] project must be
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,10 @@ class FleetSettings:
 def fleet_settings_from_mapping(
     table: object, errors: list[ConfigError], environ: Mapping[str, str] | None = None
 ) -> FleetSettings:
-    """Parse `[fleet]`; each problem is appended to `errors` with its key, and the default kept in its place."""
+    """Parse `[fleet]`; each problem is appended to `errors` with its key, and the default kept in its place.
+
+    `environ`'s NBMON_REDIS_URL and NBMON_FLEET_PROJECT win over the table's redis_url and project (the daemon maps
+    the same two variables), so the app side and the daemon share the same keys."""
     if not isinstance(table, Mapping):
         errors.append(ConfigError("fleet", "must be a table/mapping"))
         table = {}
@@ -54,7 +59,8 @@ def fleet_settings_from_mapping(
     )
     defaults = FleetSettings()
     values: dict[str, Any] = {}
-    url = (environ or {}).get(REDIS_URL_ENV) or table.get("redis_url")
+    environ = environ or {}
+    url = environ.get(REDIS_URL_ENV) or table.get("redis_url")
     if url is not None:
         scheme = urlsplit(url).scheme if isinstance(url, str) else ""
         if scheme not in ("redis", "rediss", "unix"):
@@ -62,9 +68,9 @@ def fleet_settings_from_mapping(
             errors.append(ConfigError("fleet.redis_url", "must be a redis://, rediss:// or unix:// URL"))
         else:
             values["redis_url"] = url
-    for key in ("project", "key_prefix"):
-        if key in table:
-            value = table[key]
+    named = {"project": environ.get(PROJECT_ENV) or table.get("project"), "key_prefix": table.get("key_prefix")}
+    for key, value in named.items():
+        if value is not None:
             if isinstance(value, str) and _NAME.match(value):
                 values[key] = value
             else:

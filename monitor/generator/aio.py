@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 
 from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response, progress_for
 from monitor.generator.base import GeneratorBase, Request, activate
-from monitor.generator.engine import Call, Notice, ReadFlag, Sleep
+from monitor.generator.engine import Call, CheckAllowed, Notice, Pace, ReadFlag, Sleep
 from monitor.generator.result import ImageResult, Progress
 from monitor.generator.telemetry import GeneratorTelemetry
 
@@ -40,7 +40,8 @@ class AsyncImageGenerator(GeneratorBase):
         Takes the arguments of ImageGenerator.generate() and returns its ImageResult. Raises ValueError for a bad
         argument before any request; QuotaExhaustedError, ContentBlockedError, RetriesExhaustedError or
         GenerationError when the generator gives up; the SDK's own exception for client errors and unknown
-        failures. Reads the flag source with `adegraded()`.
+        failures; GenerationStoppedError while `allowed_source` says generation is stopped. Reads the flag sources
+        with `adegraded()`.
         """
         request = self._request(prompt_or_contents, image_size, aspect_ratio, deadline_s, config)
         steps, telemetry = self._start(request)
@@ -138,12 +139,23 @@ class AsyncImageGenerator(GeneratorBase):
             otel_context.detach(token)
         return from_response(response)
 
-    async def _perform(self, operation: ReadFlag | Sleep | Notice) -> Any:
+    async def _perform(self, operation: ReadFlag | CheckAllowed | Pace | Sleep | Notice) -> Any:
+        if isinstance(operation, CheckAllowed):  # None, or the Halt the engine raises GenerationStoppedError for
+            return await self._stop_guard.acheck() if self._stop_guard is not None else None
         if isinstance(operation, ReadFlag):
             try:
                 return self._flag_read(await self.flag_source.adegraded())
             except Exception as error:  # noqa: BLE001 - a broken flag source must not break generation
                 return self._flag_failed(error)
+        if isinstance(operation, Pace) and self.pacer is not None:  # the wait itself is the engine's Sleep
+            return await self.pacer.aacquire(
+                operation.model, max_wait_s=operation.max_wait_s, images=operation.images, tokens=operation.tokens
+            )
         if isinstance(operation, Sleep):
-            await self.clock.asleep(operation.seconds)
+            try:
+                await self.clock.asleep(operation.seconds)
+            except BaseException:  # cancelled while waiting for a pacing slot: give the slot back
+                if operation.slot is not None and self.pacer is not None:
+                    await self.pacer.arelease(operation.slot)
+                raise
         return None

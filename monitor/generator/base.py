@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import random
 from contextvars import Token
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from google.genai import types
@@ -26,7 +26,11 @@ from monitor.generator.flags import FlagSource, InProcessFlag
 from monitor.generator.metrics import GeneratorMetrics
 from monitor.generator.policy import RetryPolicy
 from monitor.generator.result import ImageResult
+from monitor.generator.stop import StopGuard
 from monitor.generator.telemetry import GeneratorTelemetry
+
+if TYPE_CHECKING:
+    from monitor.pacing import Pacer
 
 _log = structlog.get_logger("nbmon.generator")
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:8", "8:1", "1:4", "4:1")
@@ -56,6 +60,8 @@ class GeneratorBase:
         rng: random.Random | None = None,
         registry: CollectorRegistry | None = None,
         tracer_provider: TracerProvider | None = None,
+        pacer: Pacer | None = None,
+        allowed_source: FlagSource | None = None,
     ) -> None:
         # The same configuration instrument() and the daemon read ($NBMON_CONFIG): one source of truth for models.
         self.config = config or load_shim_config()
@@ -70,11 +76,15 @@ class GeneratorBase:
         self.policy = policy or RetryPolicy()
         self.flag_source: FlagSource = flag_source or InProcessFlag()
         self.clock: Clock = clock or SystemClock()
+        self.pacer = pacer  # monitor.pacing.Pacer: each call first waits for a slot in its quota window
         self._rng = rng or random.Random()
         self._metrics = GeneratorMetrics.for_registry(registry)
         self._internal_errors = InternalErrors.for_registry(registry)
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("nbmon.generator")
         self._last_flag = False
+        # generation-allowed: asked before each request; false raises GenerationStoppedError, nothing sent.
+        self.allowed_source = allowed_source
+        self._stop_guard = StopGuard(allowed_source, self._count_internal) if allowed_source is not None else None
         self._model_label = labels.BoundedLabel((m.id for m in self.config.models), self.config.max_extra_model_labels)
 
     def _flag_read(self, value: object) -> bool:
@@ -144,8 +154,29 @@ class GeneratorBase:
             attributes={"gen_ai.request.model": self.primary_model, "nbmon.image.size": request.image_size},
         )
         telemetry = GeneratorTelemetry(self._metrics, self._internal_errors, self.config, span, self._model_label)
-        route = Routing(self.primary_model, self.fallback_model, self.canary_share, request.image_size)
+        paced = self.pacer is not None
+        tokens, images = self._pacing_cost(request) if paced else (0, 1)
+        route = Routing(self.primary_model, self.fallback_model, self.canary_share, request.image_size, paced, tokens)
+        route = replace(route, images=images)
+        route = replace(route, gated=self._stop_guard is not None)
         return plan(route, self.policy, telemetry, self._rng, request.deadline_s, self.clock), telemetry
+
+    def _pacing_cost(self, request: Request) -> tuple[int, int]:
+        """(input tokens, images asked for) of a request, for the pacer. An error here never breaks the call:
+        it is counted (component "pacing") and the call is paced as 0 tokens, 1 image."""
+        try:
+            from monitor.pacing import estimate_tokens, requested_images
+
+            assert self.pacer is not None
+            tokens = estimate_tokens(
+                request.contents,
+                tokens_per_image=self.pacer.tokens_per_image,
+                chars_per_token=self.pacer.chars_per_token,
+            )
+            return tokens, requested_images(request.extra)
+        except Exception as error:  # noqa: BLE001 - pacing must never break the call
+            report_internal_error("pacing", error, self._count_internal)
+            return 0, 1
 
     @staticmethod
     def _closed_early(telemetry: GeneratorTelemetry) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Generator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from monitor.daily_reset import next_daily_reset
@@ -18,7 +19,9 @@ from monitor.generator.policy import FallbackReason, RetryAction, RetryDecision,
 from monitor.generator.result import (
     ContentBlockedError,
     GenerationError,
+    GenerationStoppedError,
     ImageResult,
+    PacingRejectedError,
     QuotaExhaustedError,
     RetriesExhaustedError,
 )
@@ -38,8 +41,34 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class Pace:
+    """Ask the pacer for a send slot; the reply is a monitor.pacing.Decision."""
+
+    model: str
+    max_wait_s: float | None  # what the deadline leaves (min_call_s kept for the call); None: no bound
+    tokens: int
+    images: int = 1  # the images the request asks for (candidate_count), for an images-per-minute limit
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAllowed:
+    """Ask the allowed source whether generation may go on; the reply is None (it may) or a Halt."""
+
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """Generation is stopped: until when and why, as far as the source tells."""
+
+    until: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
     seconds: float
+    slot: Any = None  # the pacing Decision this sleep waits for: given back should the sleep not end (cancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +81,7 @@ class Notice:
     error_class: ErrorClass
 
 
-Operation = ReadFlag | Call | Sleep | Notice
+Operation = ReadFlag | CheckAllowed | Pace | Call | Sleep | Notice
 Plan = Generator[Operation, Any, ImageResult]
 
 
@@ -62,6 +91,10 @@ class Routing:
     fallback: str | None  # None: fallback disabled
     canary_share: float
     image_size: str
+    paced: bool = False  # a pacer is set: every call first waits for a slot in its quota window
+    tokens: int = 0  # the prompt's estimated input tokens, for a tokens-per-minute limit
+    images: int = 1  # the images asked for (candidate_count), for an images-per-minute limit
+    gated: bool = False  # an allowed source is set: every call first asks whether generation is stopped
 
 
 def plan(
@@ -97,6 +130,19 @@ def plan(
         if time_left is not None and time_left < policy.min_call_s and result is not None:
             # No time for a useful request: give up now rather than send one that must time out.
             raise _error(RetryDecision(RetryAction.RAISE, why="deadline"), result, model, tuple(classes), calls, now)
+        if route.gated:  # before the pacer: a stopped call must not take a slot
+            halt = yield CheckAllowed(model)
+            if halt is not None:
+                raise _stopped(halt, model, tuple(classes), calls)
+        if route.paced:
+            bound = None if time_left is None else max(time_left - policy.min_call_s, 0.0)
+            paced = yield Pace(model, bound, route.tokens, route.images)
+            if not paced.admitted:  # never send a request sure to get a 429
+                raise _refused(paced, model, tuple(classes), calls)
+            if paced.wait_s > 0:
+                yield Sleep(paced.wait_s, paced)
+                waited += paced.wait_s
+                time_left = None if deadline_s is None else deadline_s - (now.monotonic() - started)
         calls += 1
         result = yield Call(model, time_left)
         cls = result.outcome.error_class
@@ -195,3 +241,32 @@ def _error(
         error = GenerationError(f"{model}: {cls.value}", **common)
     error.__cause__ = result.error
     return error
+
+
+def _refused(decision: Any, model: str, classes: tuple[ErrorClass, ...], calls: int) -> PacingRejectedError:
+    quota, retry = decision.quota or "rpm", decision.retry_after_s
+    when = "never fits: the call costs more than the limit" if retry is None else f"has a slot in {retry:.1f}s"
+    limit = "" if decision.limit is None else f" (limit {decision.limit:g} per window)"
+    return PacingRejectedError(
+        f"{model}: not sent: the {quota} window{limit} {when}, beyond the wait allowed (deadline or on_limit)",
+        quota=quota,
+        limit=decision.limit,
+        retry_after_s=retry,
+        model=model,
+        error_classes=classes,
+        attempts=calls,
+    )
+
+
+def _stopped(halt: Halt, model: str, classes: tuple[ErrorClass, ...], calls: int) -> GenerationStoppedError:
+    when = halt.until.isoformat().replace("+00:00", "Z") if halt.until is not None else None
+    until = f"until {when}" if when is not None else "until the stop is lifted"
+    why = f" ({halt.reason})" if halt.reason else ""
+    return GenerationStoppedError(
+        f"{model}: not sent: generation is stopped {until} (flag generation-allowed is false){why}",
+        until=halt.until,
+        reason=halt.reason,
+        model=model,
+        error_classes=classes,
+        attempts=calls,
+    )

@@ -16,7 +16,7 @@ import structlog
 
 from monitor.logs import redact_text
 from monitor.net import trust_env_for
-from monitor.wire import DEGRADED_FLAG, OFREP_FLAGS_PATH
+from monitor.wire import DEGRADED_FLAG, GENERATION_FLAG, OFREP_FLAGS_PATH
 
 _log = structlog.get_logger("nbmon.flags")
 
@@ -105,6 +105,7 @@ class OfrepFlagSource:
         self._aclient = async_http_client
         self._clock = clock
         self._value: bool | None = None
+        self._metadata: dict[str, Any] = {}
         self._default = default
         self._fresh_until = float("-inf")
         self._failing = False
@@ -112,10 +113,23 @@ class OfrepFlagSource:
         self._lock = threading.Lock()
         self.errors = 0  # failed reads, for tests and health checks
 
+    @classmethod
+    def generation_allowed(cls, base_url: str, **options: Any) -> OfrepFlagSource:
+        """The daemon's `generation-allowed` flag (false while a spent budget with `action = "stop"` holds), for
+        `ImageGenerator(allowed_source=...)`: `degraded()` answers the flag's value, True (allowed) before the
+        first read and while the daemon cannot be read. Takes the constructor's other options."""
+        options.setdefault("default", True)
+        return cls(base_url, flag_key=GENERATION_FLAG, **options)
+
     @property
     def last_value(self) -> bool | None:
         """The last value read successfully; None before the first."""
         return self._value
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The flag's `metadata` of the last successful read (e.g. `until` and `detail` of a stop); {} before."""
+        return dict(self._metadata)
 
     def degraded(self) -> bool:
         """The flag's value: cached for ttl_s, else read now (thread-safe: one read at a time). Never raises."""
@@ -169,6 +183,8 @@ class OfrepFlagSource:
         if not isinstance(value, bool):
             raise ValueError(f"flag {self._key!r}: value {value!r} is not a boolean")
         self._value = value
+        metadata = body.get("metadata")
+        self._metadata = dict(metadata) if isinstance(metadata, dict) else {}
         self._fresh_until = self._clock() + self._ttl
         if self._failing:
             _log.info("nbmon.flag_source.recovered", url=self._url, value=value)

@@ -80,3 +80,27 @@ class ContentBlockedError(GenerationError):
 
 class RetriesExhaustedError(GenerationError):
     """Retries (and the fallback, if enabled) ran out, or the deadline left no room for another wait."""
+
+
+class PacingRejectedError(GenerationError):
+    """The pacer refused the call, which was not sent: its quota window has no slot before the deadline (or the
+    pacer's `on_limit` is "fail"). `quota` (rpm, ipm, tpm), `limit`, `retry_after_s` (None: the cost never fits)."""
+
+    def __init__(
+        self, message: str, *, quota: str, limit: float | None, retry_after_s: float | None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.quota = quota
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class GenerationStoppedError(GenerationError):
+    """Generation is stopped (`allowed_source` answered false: the daemon's `generation-allowed` flag, e.g. a spent
+    budget with `action = "stop"`); the request was not sent. `until` (when the stop lapses, when the source says:
+    the daemon's OFREP metadata does; else None) and `reason` (the stop's detail, or None)."""
+
+    def __init__(self, message: str, *, until: datetime | None, reason: str | None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.until = until
+        self.reason = reason

@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 
 from monitor.generator.attempt import AttemptBuilder, AttemptResult, from_error, from_response, progress_for
 from monitor.generator.base import GeneratorBase, Request, activate
-from monitor.generator.engine import Call, Notice, ReadFlag, Sleep
+from monitor.generator.engine import Call, CheckAllowed, Notice, Pace, ReadFlag, Sleep
 from monitor.generator.result import ImageResult, Progress
 from monitor.generator.telemetry import GeneratorTelemetry
 
@@ -33,7 +33,9 @@ class ImageGenerator(GeneratorBase):
         InProcessFlag(); OfrepFlagSource reads the sidecar's flag), `canary_share=0.05` (share of calls kept on
         the primary while degraded), `config` (a ShimConfig; default: the file in $NBMON_CONFIG, else
         $NBMON_CONFIG_FILE, else the defaults), `clock` (VirtualClock for instant waits), `rng`, `registry`
-        (default: prometheus_client's global one) and `tracer_provider` (default: the global one).
+        (default: prometheus_client's global one), `tracer_provider` (default: the global one) and
+        `allowed_source` (default None: never stopped; `OfrepFlagSource.generation_allowed(url)` reads the daemon's
+        `generation-allowed` flag, and while it is false each call raises GenerationStoppedError, sending nothing).
 
         Raises ValueError when the fallback equals the primary or `canary_share` is not between 0 and 1, and
         ConfigError when the configuration file is invalid.
@@ -71,6 +73,7 @@ class ImageGenerator(GeneratorBase):
             QuotaExhaustedError: a per-day quota is used up and there is no fallback (or fallback_on_quota is off).
             ContentBlockedError: a policy block, a prompt block, or an output block / no image after the re-rolls.
             RetriesExhaustedError: the retries (and the fallback, if any) ran out, or the deadline left no room.
+            GenerationStoppedError: `allowed_source` says generation is stopped; the next request was not sent.
             GenerationError: any other failure the generator gives up on.
             The SDK's own exception, unchanged, for client errors (billing_limited, invalid_argument,
             failed_precondition, permission_denied, not_found) and unknown failures.
@@ -180,12 +183,23 @@ class ImageGenerator(GeneratorBase):
             otel_context.detach(token)
         return from_response(response)
 
-    def _perform(self, operation: ReadFlag | Sleep | Notice) -> Any:
+    def _perform(self, operation: ReadFlag | CheckAllowed | Pace | Sleep | Notice) -> Any:
+        if isinstance(operation, CheckAllowed):  # None, or the Halt the engine raises GenerationStoppedError for
+            return self._stop_guard.check() if self._stop_guard is not None else None
         if isinstance(operation, ReadFlag):
             try:
                 return self._flag_read(self.flag_source.degraded())
             except Exception as error:  # noqa: BLE001 - a broken flag source must not break generation
                 return self._flag_failed(error)
+        if isinstance(operation, Pace) and self.pacer is not None:  # the wait itself is the engine's Sleep
+            return self.pacer.acquire(
+                operation.model, max_wait_s=operation.max_wait_s, images=operation.images, tokens=operation.tokens
+            )
         if isinstance(operation, Sleep):
-            self.clock.sleep(operation.seconds)
+            try:
+                self.clock.sleep(operation.seconds)
+            except BaseException:  # interrupted while waiting for a pacing slot: give the slot back
+                if operation.slot is not None and self.pacer is not None:
+                    self.pacer.release(operation.slot)
+                raise
         return None

@@ -62,6 +62,12 @@ class NotifyConfig:
     dashboard_url: str | None = None
     runbook_url: str | None = None
     outbox_path: Path = Path("nbmon-outbox.sqlite")
+    # A fleet ([fleet] redis_url): how long a rule notice's claim in Redis lasts (the sidecars' spread). None:
+    # max(60 s, 4 x evaluation.interval), which the daemon works out.
+    claim_ttl_s: float | None = None
+
+    def rule_claim_ttl_s(self, evaluation_interval_s: float) -> float:
+        return self.claim_ttl_s if self.claim_ttl_s is not None else max(60.0, 4 * evaluation_interval_s)
 
     @property
     def links(self) -> dict[str, str]:
@@ -97,7 +103,7 @@ def notify_config_from_mapping(
 
     if not isinstance(data, Mapping):
         raise ConfigError("notify", "must be a table")
-    known = {"channels", "routes", "environment", "dashboard_url", "runbook_url", "outbox_path"}
+    known = {"channels", "routes", "environment", "dashboard_url", "runbook_url", "outbox_path", "claim_ttl"}
     found.extend(
         ConfigError(f"notify.{key}", f"unknown key (expected one of {', '.join(sorted(known))})")
         for key in data
@@ -118,6 +124,7 @@ def notify_config_from_mapping(
             collect(_text, data.get("outbox_path", "nbmon-outbox.sqlite"), "notify.outbox_path")
             or "nbmon-outbox.sqlite"
         ),
+        claim_ttl_s=collect(_claim_ttl, data.get("claim_ttl")),
     )
     if found:
         if errors is None:
@@ -198,6 +205,19 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
     if not isinstance(value, list):
         raise ConfigError(f"notify.{key}", "must be a list of tables ([[notify.routes]])")
     return value
+
+
+def _claim_ttl(value: Any) -> float | None:
+    import math
+
+    from monitor.alerts.rules import parse_duration
+
+    if value is None:
+        return None
+    seconds = parse_duration(value, "notify.claim_ttl")
+    if not (math.isfinite(seconds) and 1 <= seconds <= 86_400):
+        raise ConfigError("notify.claim_ttl", "must be a duration between 1s and 24h")
+    return seconds
 
 
 def _text(value: Any, key: str) -> str:

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--flag-url",
         default=None,
-        help="the daemon whose degraded-mode flag steers (OFREP), e.g. http://127.0.0.1:8016",
+        help="the daemon whose flags it reads over OFREP, e.g. http://127.0.0.1:8016: degraded-mode steers (with"
+        " --steer), generation-allowed false (a spent budget's stop) refuses generate requests",
     )
     parser.add_argument("--log-format", choices=("json", "console", "auto"), default="json")
     parser.add_argument("--log-level", default="INFO")
@@ -54,7 +55,23 @@ def run(args: argparse.Namespace) -> int:
 
     flag = _flag(args.flag_url)
     provider = tracer_provider_from_env()
-    forwarder = build_forwarder(config, shim, REGISTRY, flag, tracer_provider=provider)
+    pacer = None
+    if config.pace:
+        from monitor.errors import ConfigError
+        from monitor.pacing import load_pacer
+
+        try:
+            pacer = load_pacer(args.config, registry=REGISTRY)
+        except ConfigError as exc:
+            print(f"nbmon: config error: {exc}", file=sys.stderr)
+            return 2
+        if pacer is None:
+            print("nbmon: proxy: pace = true needs [pacing.limits] (or from_quota) in the config", file=sys.stderr)
+            return 2
+    from monitor.proxy.stop import ofrep_stop_check
+
+    stopped = ofrep_stop_check(args.flag_url) if args.flag_url is not None else None  # the daemon's budget stop
+    forwarder = build_forwarder(config, shim, REGISTRY, flag, tracer_provider=provider, pacer=pacer, stopped=stopped)
     try:
         server = ProxyServer(forwarder, REGISTRY)
         server.start()

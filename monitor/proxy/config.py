@@ -7,6 +7,7 @@ upstream = "https://generativelanguage.googleapis.com"
 steer = false                    # while degraded, send the primary's requests to the fallback (a canary share stays)
 retry = false                    # the generator's RetryPolicy, server-side, before the first byte of a response
 canary_share = 0.05
+pace = false                     # wait for a slot in [pacing]'s windows (or answer 429 with RetryInfo), see pacing.md
 
 [proxy.retry_policy]             # RetryPolicy's fields; the defaults suit a proxy (seconds, not minutes)
 max_attempts = 3
@@ -55,6 +56,7 @@ KEYS = frozenset(
         "upstream",
         "steer",
         "retry",
+        "pace",
         "canary_share",
         "retry_policy",
         "max_request_bytes",
@@ -73,6 +75,7 @@ class ProxyConfig:
     upstream: str = DEFAULT_UPSTREAM
     steer: bool = False
     retry: bool = False
+    pace: bool = False  # the [pacing] section's limits, shared through [fleet]'s Redis
     canary_share: float = 0.05
     retry_policy: RetryPolicy = field(default_factory=lambda: PROXY_RETRY_POLICY)
     # A generate request is read whole (a retry or a steer sends it again); uploads and responses are streamed.
@@ -101,6 +104,7 @@ def proxy_config_from_mapping(table: Any, errors: list[ConfigError]) -> ProxyCon
         ("upstream", "upstream", _upstream),
         ("steer", "steer", _bool),
         ("retry", "retry", _bool),
+        ("pace", "pace", _bool),
         ("canary_share", "canary_share", _share),
         ("max_request_bytes", "max_request_bytes", _positive_int),
         ("connect_timeout", "connect_timeout_s", _seconds),

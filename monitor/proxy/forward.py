@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import random
 import time
@@ -33,16 +34,20 @@ from monitor.config import ShimConfig
 from monitor.generator.metrics import GeneratorMetrics
 from monitor.generator.policy import FallbackReason, RetryAction, decide
 from monitor.generator.telemetry import GeneratorTelemetry
+from monitor.pacing import Pacer
 from monitor.proxy.config import ProxyConfig
 from monitor.proxy.metrics import ProxyMetrics
+from monitor.proxy.pacing import pace_request
 from monitor.proxy.routes import GeminiRoute, forwarded_headers, gemini_route, google_error, server_timeout
 from monitor.proxy.skeleton import ResponseReader, framing_for
 from monitor.proxy.steering import Route, Steering, body_for, can_fall_back, steer
+from monitor.proxy.stop import StopCheck, StopGate
 from monitor.shim.recorder import Call, Recorder
 from monitor.shim.request_info import read_json_request
 from monitor.taxonomy import Outcome, classify_exception, classify_http
 from monitor.wire import PROXY_HEADER, ROUTE_HEADER, SERVED_MODEL_HEADER
 
+LARGE_BODY_BYTES = 1 << 20  # aiohttp warns above this for raw bytes (TOO_LARGE_BYTES_BODY)
 MAX_ERROR_BODY = 1 << 20  # an error body is read whole to classify it; Google's are a few hundred bytes
 _PROPAGATOR = TraceContextTextMapPropagator()
 # Our span replaces the client's trace headers upstream; the body is re-framed by aiohttp.
@@ -86,7 +91,11 @@ class Forwarder:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
+        stopped: StopCheck | None = None,
     ) -> None:
+        self._stop = StopGate(stopped, metrics, internal_errors)  # generation-allowed false: generate refused
+        self._pacer = pacer  # [proxy] pace: each upstream request of a generate call first waits for its slot
         self.config, self._shim, self._recorder, self._metrics = config, shim, recorder, metrics
         self._generator_metrics, self._internal_errors = generator_metrics, internal_errors
         self._degraded, self._rng, self._sleep, self._monotonic = degraded, rng or random.Random(), sleep, monotonic
@@ -125,7 +134,11 @@ class Forwarder:
         self._count(self._metrics.in_flight.inc)
         status = 499  # nginx's "client closed request": what the log and metric say when the client left
         try:
-            response = await (self._generate(request, route) if route.generates else self._pass(request, route))
+            refused = await self._stop.refusal(route)  # a stop holds: answered here, never sent upstream
+            if refused is not None:
+                response: web.StreamResponse = refused
+            else:
+                response = await (self._generate(request, route) if route.generates else self._pass(request, route))
             status = response.status
             return response
         finally:
@@ -163,6 +176,9 @@ class Forwarder:
         if client_timeout is not None:
             deadline = client_timeout if deadline is None else min(deadline, client_timeout)
         exchange = _Exchange(request, route, body, parsed, None, steering, self._monotonic(), deadline)
+        refused = await self._pace(exchange, steering.model)
+        if refused is not None:  # never sent: it would be sure to get a 429 upstream
+            return refused
         exchange.call = self._begin(exchange, steering.model)
         telemetry = self._telemetry(exchange.call)
         if steering.route is Route.DEGRADED:
@@ -264,14 +280,23 @@ class Forwarder:
         if decision.action is RetryAction.RETRY:
             telemetry.retry(model, outcome.error_class, decision.wait_s, attempt)
             await self._sleep(decision.wait_s)
-            return model
+            return model if await self._pace(exchange, model) is None else None
         if decision.action is RetryAction.FALLBACK:
             reason = decision.fallback_reason or FallbackReason.RETRIES_EXHAUSTED
             if canary and reason is FallbackReason.RETRIES_EXHAUSTED:
                 reason = FallbackReason.DEGRADED_MODE
             telemetry.fallback(model, self._shim.fallback_model, reason, decision.why)
-            return self._shim.fallback_model
+            fallback = self._shim.fallback_model
+            return fallback if await self._pace(exchange, fallback) is None else None
         return None
+
+    async def _pace(self, exchange: _Exchange, model: str) -> web.Response | None:
+        """None: send (the slot's wait slept, leaving min_call_s of the deadline); else the 429 the client gets."""
+        if self._pacer is None:
+            return None
+        left = None if exchange.deadline_s is None else exchange.deadline_s - (self._monotonic() - exchange.started)
+        min_call_s, request = self.config.retry_policy.min_call_s, exchange.request
+        return await pace_request(self._pacer, model, exchange.parsed, left, min_call_s, self._sleep, request)
 
     # --- pieces ---------------------------------------------------------------------------------------------
 
@@ -307,6 +332,11 @@ class Forwarder:
         url = self._upstream.with_path(self._upstream.path.rstrip("/") + path, encoded=True)
         if query:
             url = url.with_query(query)
+        if isinstance(data, bytes) and len(data) > LARGE_BODY_BYTES:
+            # An edit request with a reference image is megabytes: aiohttp writes raw bytes that large in one go (and
+            # warns about it); from a BytesIO it writes in chunks, yielding to the loop, Content-Length kept. A new one
+            # per attempt: the payload closes it when sent.
+            data = aiohttp.BytesIOPayload(io.BytesIO(data))
         return await self.session.request(
             method, url, headers=CIMultiDict(headers), data=data, allow_redirects=False, compress=None
         )

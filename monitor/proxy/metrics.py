@@ -29,6 +29,13 @@ class ProxyMetrics:
             ["method"],
             registry=registry,
         )
+        self.stopped = Counter(
+            "nbmon_proxy_stopped_requests",
+            "Generate requests the proxy refused without sending them upstream while generation is stopped"
+            " (generation-allowed false: a spent budget with action stop).",
+            ["method"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "nbmon_proxy_requests_in_flight", "Requests the proxy is forwarding now.", registry=registry
         )

@@ -21,10 +21,12 @@ from monitor.config import ShimConfig
 from monitor.daemon.http import AppServer, HttpLimits
 from monitor.daemon.http_conn import Connection
 from monitor.generator.metrics import GeneratorMetrics
+from monitor.pacing import Pacer
 from monitor.proxy.config import ProxyConfig
 from monitor.proxy.forward import Forwarder
 from monitor.proxy.metrics import ProxyMetrics
 from monitor.proxy.routes import google_error
+from monitor.proxy.stop import StopCheck
 from monitor.shim.metrics import ShimMetrics
 from monitor.shim.recorder import Recorder
 from monitor.wire import PROXY_HEADER
@@ -41,8 +43,12 @@ def build_forwarder(
     *,
     tracer_provider: TracerProvider | None = None,
     rng: random.Random | None = None,
+    pacer: Pacer | None = None,
+    stopped: StopCheck | None = None,
 ) -> Forwarder:
-    """The forwarder with the shim's telemetry on `registry`: the same metrics, spans and log event per call."""
+    """The forwarder with the shim's telemetry on `registry`: the same metrics, spans and log event per call.
+
+    `stopped` says whether generation is stopped (None: it never is); while it is, generate requests get a 429."""
     from opentelemetry import trace
 
     metrics = ShimMetrics.for_registry(registry)
@@ -58,6 +64,8 @@ def build_forwarder(
         InternalErrors.for_registry(registry),
         degraded,
         rng=rng,
+        pacer=pacer,
+        stopped=stopped,
     )
 
 

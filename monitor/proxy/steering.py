@@ -22,6 +22,7 @@ class Route(StrEnum):
     DEGRADED = "degraded"  # the primary's request sent to the fallback while degraded
     CANARY = "canary"  # the primary's request kept on the primary while degraded, to measure its recovery
     FALLBACK = "fallback"  # moved to the fallback by the retry policy (attempts spent, daily quota)
+    STOPPED = "stopped"  # not sent: generation is stopped (generation-allowed false), answered 429 by the proxy
 
 
 @dataclass(frozen=True, slots=True)

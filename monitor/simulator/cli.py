@@ -52,6 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--catalog", default=None, help="a model catalog file instead of the built-in one")
     parser.add_argument(
+        "--rpm",
+        action="append",
+        default=[],
+        metavar="MODEL=N",
+        help="at most N requests per rolling minute for MODEL (id, id substring or line; repeatable): then a 429",
+    )
+    parser.add_argument(
+        "--rpm-window", type=float, default=60.0, help="the --rpm window in seconds (default 60, as Google's)"
+    )
+    parser.add_argument(
         "--serve-retired", action="store_true", help="answer retired model IDs instead of 404 NOT_FOUND"
     )
 
@@ -65,6 +75,17 @@ def parse_reroutes(items: list[str]) -> dict[str, str]:
             raise ValueError(f"--reroute: {item!r} is not REQUESTED=SERVED")
         reroutes[requested.strip()] = served.strip()
     return reroutes
+
+
+def parse_rpm(items: list[str]) -> dict[str, int]:
+    """`model=N` pairs; ValueError naming the bad one."""
+    limits = {}
+    for item in items:
+        model, sep, value = item.rpartition("=")
+        if not sep or not model.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"--rpm: {item!r} is not MODEL=N with N >= 1")
+        limits[model.strip()] = int(value)
+    return limits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
             catalog=catalog,
             serve_retired=args.serve_retired,
             reroutes=parse_reroutes(args.reroute),
+            rpm_limits=parse_rpm(args.rpm),
+            rpm_window_s=args.rpm_window,
         )
         server.start()
     except (ValueError, OSError) as exc:

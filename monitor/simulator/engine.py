@@ -10,7 +10,7 @@ import random
 import string
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +52,9 @@ class SimConfig:
     reroutes: Mapping[str, str] = field(default_factory=dict)  # requested ID -> the model that answers it
     max_files: int = DEFAULT_MAX_FILES  # Files API: files kept (the oldest goes first), and as many open uploads
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # Files API: the largest upload taken
+    # Requests per rolling window per model (keys as `latency`'s): over it, a per-minute 429 as Google sends it.
+    rpm_limits: Mapping[str, int] = field(default_factory=dict)
+    rpm_window_s: float = 60.0
 
     def __post_init__(self) -> None:
         for model, seconds in self.latency.items():
@@ -73,6 +76,11 @@ class SimConfig:
             raise ValueError(f"max_files: must be >= 1, got {self.max_files!r}")
         if self.max_file_bytes < 1:
             raise ValueError(f"max_file_bytes: must be >= 1, got {self.max_file_bytes!r}")
+        for model, limit in self.rpm_limits.items():
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"rpm_limits.{model}: must be a whole number >= 1, got {limit!r}")
+        if not self.rpm_window_s > 0:
+            raise ValueError(f"rpm_window_s: must be > 0, got {self.rpm_window_s!r}")
 
     def base_latency(self, model: str, line: str | None = None) -> float:
         key = match_model(self.latency, model, line)
@@ -124,8 +132,10 @@ class Simulator:
         with self._lock:
             self._rng = random.Random(self.seed)
             self._counts: dict[str, Counter[str]] = {
-                k: Counter() for k in ("by_outcome", "by_model", "by_api", "by_status", "rejected", "rerouted")
+                k: Counter()
+                for k in ("by_outcome", "by_model", "by_api", "by_status", "rejected", "rerouted", "rpm_rejected")
             }
+            self._arrivals: dict[str, deque[float]] = {}
             self._requests = self._streamed = 0
             self._restart_profile()
 
@@ -165,6 +175,25 @@ class Simulator:
         with self._lock:
             self._counts["rejected"][reason] += 1
             self._counts["by_status"][str(status)] += 1
+
+    def over_rate_limit(self, model: str) -> tuple[int, float] | None:
+        """(limit, seconds until a slot frees) when `model`'s rolling window is full, else None (and the request
+        counts in the window). Refused requests do not count, as Google's quota counts what it served."""
+        limits = self.config.rpm_limits
+        key = match_model(limits, model, self.models.line(model)) if limits else None
+        if key is None:
+            return None
+        limit, window = limits[key], self.config.rpm_window_s
+        with self._lock:
+            now = self._clock()
+            arrivals = self._arrivals.setdefault(key, deque())
+            while arrivals and arrivals[0] <= now - window:
+                arrivals.popleft()
+            if len(arrivals) >= limit:
+                self._counts["rpm_rejected"][model] += 1
+                return limit, arrivals[0] + window - now
+            arrivals.append(now)
+            return None
 
     def decide(self, model: str, forced: SimOutcome | None = None) -> SimOutcome:
         """The outcome of the next request; a forced one (override header) does not consume a profile draw."""

@@ -222,6 +222,17 @@ def error_reply(outcome: SimOutcome, model: str, retry_delay: str = "36s") -> Er
     raise ValueError(f"outcome {outcome.value!r} is not an HTTP error")
 
 
+def rate_limit_reply(model: str, limit: int, retry_in_s: float) -> ErrorReply:
+    """A per-minute quota refusal with the limit and the real wait until a slot frees (the rolling window)."""
+    delay = f"{max(retry_in_s, 0.0):.0f}s" if retry_in_s >= 1 else f"{max(retry_in_s, 0.0):.3f}s"
+    return _reply(
+        429,
+        "RESOURCE_EXHAUSTED",
+        _quota_message(model, per_day=False, retry_delay=delay, limit=limit),
+        _quota_details(model, per_day=False, retry_delay=delay, limit=limit),
+    )
+
+
 def model_not_found_reply(model: str, method: str, *, vertex: bool = False) -> ErrorReply:
     """A model the API does not serve (retired, or never existed), as the Gemini API words it."""
     version = "v1beta1" if vertex else "v1beta"

@@ -262,6 +262,11 @@ class SimHandler(BaseHTTPRequestHandler):
             sim.reject(rejection[0], rejection[1].status)
             self._send_error(rejection[1])
             return
+        over = sim.over_rate_limit(route.model)
+        if over is not None:  # the rolling window is full: Google's per-minute 429, before any outcome is drawn
+            sim.served(429)
+            self._send_error(errors.rate_limit_reply(route.model, *over))
+            return
 
         if forced is None and sim.config.require_thought_signatures and req.unsigned_model_images:
             forced = SimOutcome.MISSING_THOUGHT_SIGNATURE

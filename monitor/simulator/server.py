@@ -47,6 +47,8 @@ class SimulatorServer:
         reroutes: Mapping[str, str] | None = None,
         max_files: int = DEFAULT_MAX_FILES,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        rpm_limits: Mapping[str, int] | None = None,
+        rpm_window_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -70,6 +72,8 @@ class SimulatorServer:
             reroutes=dict(reroutes or {}),
             max_files=max_files,
             max_file_bytes=max_file_bytes,
+            rpm_limits=dict(rpm_limits or {}),
+            rpm_window_s=rpm_window_s,
         )
         self.simulator = Simulator(config, parse_profile(profile, seed=seed), seed, clock, wall_clock)
         self._address = (host, port)

@@ -15,6 +15,7 @@ from monitor.daemon.config import ConfigErrors, DaemonConfig, from_mapping, load
 from monitor.errors import ConfigError
 
 TARGET = "http://127.0.0.1:9464/metrics"
+REDIS = "redis://:a-redis-password@127.0.0.1:6379/0"
 
 
 def errors_of(data: dict[str, Any]) -> list[str]:
@@ -64,6 +65,12 @@ def errors_of(data: dict[str, Any]) -> list[str]:
             "quota.timeout: must be shorter than quota.interval",
         ),
         ({"quota": {"rules": {"no-such-rule": {}}}}, "quota.rules.no-such-rule: must be a table for one of"),
+        ({"quota": {"lease": True}}, "quota.lease: needs fleet.redis_url"),
+        ({"quota": {"lease": "yes"}, "fleet": {"redis_url": REDIS}}, "quota.lease: 'yes' is not true or false"),
+        ({"quota": {"lease_ttl": "0.5s"}}, "quota.lease_ttl: 0.5s: must be between 1.5s and 3600s"),
+        ({"quota": {"lease_ttl": "2h"}}, "quota.lease_ttl: 7200s: must be between 1.5s"),
+        ({"quota": {"lease_ttl": "2s"}, "fleet": {"timeout": "1s"}}, "quota.lease_ttl: 2s: must be between 6s"),
+        ({"quota": {"lease_ttl": "0"}}, "quota.lease_ttl: must be > 0"),
         ({"admin": {"token": "   "}}, "admin.token: is blank"),
         ({"admin": {"token": "t", "token_file": "/run/secrets/t"}}, "admin.token_file: set admin.token or"),
         ({"admin": {"token_file": "/nonexistent/nbmon-token"}}, "admin.token_file: cannot read: No such file"),
@@ -85,6 +92,20 @@ def test_every_error_is_listed_at_once() -> None:
     )
     keys = [error.split(":")[0] for error in found]
     assert keys == ["extra", "listen.colour", "listen.port", "source.kind", "log.level"]
+
+
+def test_the_quota_lease_is_on_exactly_when_the_fleet_has_redis() -> None:
+    assert not from_mapping({}).quota_lease  # one replica: it polls, as ever
+    fleet = from_mapping({"fleet": {"redis_url": REDIS}})
+    assert (fleet.quota_lease, fleet.quota_lease_ttl_s) == (True, 30.0)
+    off = from_mapping({"fleet": {"redis_url": REDIS}, "quota": {"lease": False, "lease_ttl": "2s"}})
+    assert (off.quota_lease, off.quota_lease_ttl_s) == (False, 2.0)
+
+
+def test_a_lease_error_never_repeats_the_redis_password() -> None:
+    found = errors_of({"fleet": {"redis_url": REDIS}, "quota": {"lease": 1, "lease_ttl": "0.1s"}})
+    assert [e.split(":")[0] for e in found] == ["quota.lease", "quota.lease_ttl"]
+    assert not any("a-redis-password" in e for e in found)
 
 
 def test_a_token_file_is_read_stripped_and_must_be_long_enough(tmp_path: Path) -> None:

@@ -230,7 +230,7 @@ def test_ofrep_paths_follow_rfc_3986_and_the_ofrep_openapi(client: httpx.Client)
         empty_key.json() | {"key": "", "errorCode": "FLAG_NOT_FOUND"},
     )
     bulk = client.post("/ofrep/v1/evaluate/fl%61gs?x=1", json={})
-    assert [flag["key"] for flag in bulk.json()["flags"]] == ["degraded-mode", "image-model"]
+    assert [flag["key"] for flag in bulk.json()["flags"]] == ["degraded-mode", "image-model", "generation-allowed"]
     slash = client.post(f"{FLAGS}%2Fdegraded-mode", json={})  # %2F is reserved: another path
     assert is_json_error(slash, 404, "no such endpoint")
     unknown = client.post(f"{FLAGS}/dark-mode")

@@ -187,3 +187,16 @@ def test_grafana_provisions_every_dashboard_and_the_datasource(compose: dict[str
 @pytest.mark.parametrize("service", ["nbmon", "alertmanager"])
 def test_services_in_the_apps_namespace_publish_no_ports_of_their_own(compose: dict[str, Any], service: str) -> None:
     assert "ports" not in compose["services"][service]  # compose refuses ports with network_mode
+
+
+def test_the_sidecar_reaches_the_fleet_redis_by_its_service_name(compose: dict[str, Any]) -> None:
+    nbmon = compose["services"]["nbmon"]
+    fleet_env = {k: v for k, v in nbmon["environment"].items() if k in ("NBMON_REDIS_URL", "NBMON_FLEET_PROJECT")}
+    config = daemon_config.load(None, environ=fleet_env)  # read as the daemon reads it
+    assert config.fleet.redis_url is not None
+    url = urlsplit(config.fleet.redis_url)
+    redis = compose["services"][str(url.hostname)]  # a service of its own, resolved by compose's DNS
+    assert redis["image"].startswith("redis:")
+    assert url.port == 6379  # the image's port
+    assert url.hostname in nbmon["depends_on"]
+    assert "ports" not in redis  # only the stack reaches it

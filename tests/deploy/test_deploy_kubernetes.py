@@ -32,8 +32,8 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
     return found
 
 
-def pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    spec: dict[str, Any] = one(docs, "Deployment")["spec"]["template"]
+def pod(docs: list[dict[str, Any]], name: str = "image-app") -> dict[str, Any]:
+    spec: dict[str, Any] = one(docs, "Deployment", name)["spec"]["template"]
     return spec
 
 
@@ -78,7 +78,7 @@ def test_every_manifest_is_valid_in_strict_mode(k8s_docs: list[dict[str, Any]], 
 
 def test_strict_validation_does_reject_an_unknown_field(k8s_docs: list[dict[str, Any]]) -> None:
     """The control: a misspelt probe key fails, so a pass means the schemas were applied."""
-    broken = copy.deepcopy(one(k8s_docs, "Deployment"))
+    broken = copy.deepcopy(one(k8s_docs, "Deployment", "image-app"))
     broken["spec"]["template"]["spec"]["initContainers"][0]["readinesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, K8S_VERSIONS[-1], strict=True)
@@ -113,10 +113,6 @@ def test_prometheus_annotations_scrape_the_app_and_the_sidecar(k8s_docs: list[di
     annotations = pod(k8s_docs)["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == port_of(every["app"], "metrics")
-    config = tomllib.loads(one(k8s_docs, "ConfigMap")["data"]["nbmon.toml"])
-    (target,) = config["source"]["targets"]
-    assert urlsplit(target).port == port_of(every["app"], "metrics")  # the sidecar reads what the app serves
-    assert urlsplit(target).hostname == "127.0.0.1"
     service = one(k8s_docs, "Service", "image-app-nbmon")
     (port,) = service["spec"]["ports"]
     assert service["metadata"]["annotations"]["prometheus.io/port"] == str(port["port"])
@@ -185,3 +181,37 @@ def test_flagd_reads_the_file_nbmon_writes_on_a_shared_emptydir(k8s_docs: list[d
     assert shared == volume_holding(every["flagd"], flag_file)
     volume = next(v for v in pod(k8s_docs)["spec"]["volumes"] if v["name"] == shared)
     assert "emptyDir" in volume
+
+
+def test_the_sidecars_of_every_replica_decide_from_the_fleet_in_prometheus(k8s_docs: list[dict[str, Any]]) -> None:
+    """One decision for the fleet: each sidecar asks Prometheus for the fleet-wide counts of the apps it scrapes."""
+    assert one(k8s_docs, "Deployment", "image-app")["spec"]["replicas"] > 1
+    text = one(k8s_docs, "ConfigMap")["data"]["nbmon.toml"]
+    config = daemon_config.from_mapping(tomllib.loads(text))
+    assert config.source_kind == "promql"
+    assert config.promql_url is not None
+    assert urlsplit(config.promql_url).scheme == "http"
+    assert urlsplit(config.promql_url).hostname not in (None, "127.0.0.1", "localhost")  # the cluster's, not the pod's
+    assert "interval" in tomllib.loads(text)["evaluation"]  # one grid for every sidecar, spelt out
+    # What the query sums is what the pods' annotations make Prometheus scrape.
+    annotations = pod(k8s_docs)["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == port_of(containers(k8s_docs)["app"], "metrics")
+
+
+def test_the_fleet_redis_is_the_service_the_config_names(k8s_docs: list[dict[str, Any]]) -> None:
+    config = daemon_config.from_mapping(tomllib.loads(one(k8s_docs, "ConfigMap")["data"]["nbmon.toml"]))
+    assert config.fleet.redis_url is not None
+    url = urlsplit(config.fleet.redis_url)
+    assert config.fleet.replicas == one(k8s_docs, "Deployment", "image-app")["spec"]["replicas"]
+    service = one(k8s_docs, "Service", url.hostname)
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == url.port
+    redis = pod(k8s_docs, "image-app-redis")
+    assert service["spec"]["selector"].items() <= redis["metadata"]["labels"].items()
+    (container,) = redis["spec"]["containers"]
+    assert port_of(container, port["targetPort"]) == 6379
+    assert container["image"].startswith("redis:") and not container["image"].endswith(":latest")
+    # Neither selects the other's pods: app traffic never reaches Redis, nor the fleet's keys an app pod.
+    for name in ("image-app", "image-app-nbmon"):
+        assert not one(k8s_docs, "Service", name)["spec"]["selector"].items() <= redis["metadata"]["labels"].items()
+    assert not service["spec"]["selector"].items() <= pod(k8s_docs)["metadata"]["labels"].items()

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.simulator import SimulatorServer
 from tests.deploy.deploy_support import COMPOSE_FILE, Dockerfile, compose_mounts
 from tests.support.http import free_port
+from tests.support.redis import RedisServer
 from tests.support.wait import wait_for
 
 APP = COMPOSE_FILE.parent / "app.py"
@@ -91,11 +92,13 @@ def test_the_sidecar_scrapes_the_app_and_the_app_follows_the_flag(
         "NBMON_SOURCE_INTERVAL": "1s",
         "NBMON_EVALUATION_INTERVAL": "1s",
     }
+    redis = RedisServer(tmp_path / "redis")  # the stack's `redis` service, on loopback; started by the `with`
+    nbmon_env["NBMON_REDIS_URL"] = redis.url
     token = Path(nbmon_env["NBMON_ADMIN_TOKEN_FILE"]).read_text().strip()
     daemon, metrics = f"http://127.0.0.1:{nbmon_port}", f"http://127.0.0.1:{app_port}/metrics"
     nbmon_run = [sys.executable, "-m", "monitor", *dockerfile.final.last_json("CMD")]
     app_run = [sys.executable, str(APP)]
-    with process(app_run, app_env, tmp_path) as app, process(nbmon_run, nbmon_env, tmp_path) as nbmon:
+    with redis, process(app_run, app_env, tmp_path) as app, process(nbmon_run, nbmon_env, tmp_path) as nbmon:
         pro_traffic = running(lambda: sample(metrics, "nbmon_requests_total", code="200") > 0, [app, nbmon])
         wait_for(pro_traffic, timeout=30, interval=0.25, what="Pro requests")
 

@@ -14,10 +14,14 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from monitor.budget.job import BudgetMetrics
 from monitor.catalog.collector import ModelInfoCollector
 from monitor.config import ShimConfig
 from monitor.daemon.metrics import DaemonMetrics
+from monitor.daemon.quota_fleet import FleetMetrics
+from monitor.fleet.notice_claims import ClaimMetrics
 from monitor.generator.metrics import GeneratorMetrics
+from monitor.pacing.metrics import PacingMetrics
 from monitor.proxy.metrics import ProxyMetrics
 from monitor.quota.collector import QuotaCollector
 from monitor.quota.model import LimitStatus, QuotaReading, Window
@@ -113,17 +117,24 @@ def _registries() -> dict[str, CollectorRegistry]:
 
     daemon_registry = CollectorRegistry()
     _fill_wrappers(DaemonMetrics(daemon_registry))
+    _fill_wrappers(BudgetMetrics(daemon_registry))  # with [budget]
+    _fill_wrappers(ClaimMetrics(daemon_registry))  # with [fleet] redis_url: notices claimed in Redis
 
     quota_registry = CollectorRegistry()
     quota_registry.register(QuotaCollector(_QuotaSource(), clock=lambda: datetime(2026, 11, 27, 12, tzinfo=UTC)))
+    _fill_wrappers(FleetMetrics(quota_registry))  # the quota poller's lease (one poller per fleet)
 
     models_registry = CollectorRegistry()
     ModelInfoCollector(models_registry, ShimConfig())
 
     proxy_registry = CollectorRegistry()
     _fill_wrappers(ProxyMetrics(proxy_registry))
+
+    pacing_registry = CollectorRegistry()
+    _fill_wrappers(PacingMetrics(pacing_registry))
     return {
         "proxy": proxy_registry,
+        "pacing": pacing_registry,
         "shim": shim_registry,
         "generator": generator_registry,
         "daemon": daemon_registry,

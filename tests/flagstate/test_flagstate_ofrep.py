@@ -177,7 +177,7 @@ def test_bulk_etag_and_not_modified() -> None:
     status, headers, body = evaluate_bulk(b"{}", None, degraded(), MODELS)
     assert status == 200
     assert body is not None
-    assert [flag["key"] for flag in body["flags"]] == ["degraded-mode", "image-model"]
+    assert [flag["key"] for flag in body["flags"]] == ["degraded-mode", "image-model", "generation-allowed"]
     assert body["flags"][0] == evaluate_flag(DEGRADED_FLAG, None, degraded(), MODELS).body
     etag = headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")  # strong
@@ -319,7 +319,7 @@ def test_bulk_over_http_with_etag(server: Server) -> None:
         assert first.status_code == 200
         assert first.headers["content-type"] == "application/json"
         etag = first.headers["etag"]
-        assert [flag["value"] for flag in first.json()["flags"]] == [False, "gemini-3-pro-image"]
+        assert [flag["value"] for flag in first.json()["flags"]] == [False, "gemini-3-pro-image", True]
 
         again = client.post(FLAGS_URL, json={}, headers={"If-None-Match": etag})
         assert again.status_code == 304
@@ -330,7 +330,7 @@ def test_bulk_over_http_with_etag(server: Server) -> None:
         changed = client.post(FLAGS_URL, json={}, headers={"If-None-Match": etag})
         assert changed.status_code == 200
         assert changed.headers["etag"] != etag
-        assert [flag["value"] for flag in changed.json()["flags"]] == [True, "gemini-nano-banana-2.1"]
+        assert [flag["value"] for flag in changed.json()["flags"]] == [True, "gemini-nano-banana-2.1", True]
 
 
 def test_malformed_and_unknown_over_http(server: Server) -> None:

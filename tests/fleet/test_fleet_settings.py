@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from monitor.daemon.config import ConfigErrors, from_mapping, load, missing_packages
 from monitor.errors import ConfigError
 from monitor.fleet import FleetSettings, fleet_settings_from_mapping
+from tests.support.redis import RedisServer
 
 
 def test_defaults_mean_no_redis_and_one_replica() -> None:
@@ -64,3 +67,40 @@ def test_check_config_names_the_fleet_extra_only_when_redis_is_configured() -> N
     assert not [
         e for e in missing_packages(from_mapping({"fleet": {"redis_url": "redis://r/0"}})) if e.key.startswith("fleet")
     ]
+
+
+def test_the_app_side_reads_the_fleet_project_from_the_environment_as_the_daemon_does() -> None:
+    errors: list[ConfigError] = []
+    environ = {"NBMON_FLEET_PROJECT": "p2"}
+    assert fleet_settings_from_mapping({"project": "p1"}, errors, environ).project == "p2"
+    assert load(None, environ=environ).fleet.project == "p2"
+    fleet_settings_from_mapping({}, errors, {"NBMON_FLEET_PROJECT": "a b"})
+    assert [e.key for e in errors] == ["fleet.project"]
+
+
+def test_load_pacer_paces_under_the_environments_project(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.pacing import load_pacer
+
+    path = tmp_path / "nbmon.toml"
+    path.write_text('[fleet]\nproject = "file"\n\n[pacing.limits."m"]\nrpm = 5\n')
+    monkeypatch.setenv("NBMON_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("NBMON_FLEET_PROJECT", "from-env")
+    pacer = load_pacer(str(path), registry=CollectorRegistry())
+    assert pacer is not None and pacer.acquire("m").admitted
+    client = redis_server.client()
+    assert [str(key, "utf-8") if isinstance(key, bytes) else key for key in client.keys("*")] == [
+        "nbmon:{from-env}:pace:m:rpm"
+    ]  # as the daemon's proxy's key
+    client.close()
+
+
+def test_connecting_registers_the_urls_password_for_redaction() -> None:
+    from monitor.fleet.redis_client import connect
+    from monitor.logs import redact_text
+
+    connect(FleetSettings(redis_url="redis://:p4ssw0rd-for-redis@127.0.0.1:1/0")).close()
+    assert "p4ssw0rd-for-redis" not in redact_text("connecting to redis with p4ssw0rd-for-redis failed")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -384,8 +385,29 @@ def test_logs_once_per_failure_streak_and_on_recovery(prom: FakePrometheus) -> N
         ({"base_url": "localhost:9090"}, "base_url"),
         ({"base_url": "http://p:9090", "query_template": "sum(rate(x[5m]))"}, "query_template"),
         ({"base_url": "http://p:9090", "timeout_s": 0}, "timeout_s"),
+        ({"base_url": "http://p:9090", "align_s": 0}, "align_s"),
     ],
 )
 def test_bad_configuration_fails_at_construction(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         PromQLSource(**kwargs)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_aligned_sources_ask_for_the_same_instant_on_the_grid(method: Literal["GET", "POST"]) -> None:
+    """Fleet mode: sidecars ticking at different moments ask for one instant, half a step back at least (a scrape
+    in flight at the grid instant is stored by then); unaligned, Prometheus evaluates at its own now."""
+    times: list[str | None] = []
+
+    def respond(request: Request) -> Reply:
+        form = request.query if request.method == "GET" else request.form()
+        times.append(form.get("time", [None])[0])
+        return Reply.json(REALISTIC)
+
+    with LoopbackServer(respond) as server:
+        for now in (1000.49, 1000.5, 1000.9, 1001.49):
+            with PromQLSource(server.url, method=method, align_s=1.0, wall=functools.partial(float, now)) as source:
+                assert source.counts(60)[1] is None
+        with PromQLSource(server.url, method=method) as source:
+            assert source.counts(60)[1] is None
+    assert times == ["999.000", "1000.000", "1000.000", "1000.000", None]

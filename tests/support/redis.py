@@ -42,7 +42,7 @@ class RedisServer:
         executable, env = redis_server_command()
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / f"redis-{self.port}.log"
-        self._process = subprocess.Popen(  # noqa: S603 - our own unpacked binary, fixed arguments
+        self._process = subprocess.Popen(
             [
                 executable,
                 "--bind",
