@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from contextvars import Token
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -156,9 +156,16 @@ class GeneratorBase:
         telemetry = GeneratorTelemetry(self._metrics, self._internal_errors, self.config, span, self._model_label)
         paced = self.pacer is not None
         tokens, images = self._pacing_cost(request) if paced else (0, 1)
-        route = Routing(self.primary_model, self.fallback_model, self.canary_share, request.image_size, paced, tokens)
-        route = replace(route, images=images)
-        route = replace(route, gated=self._stop_guard is not None)
+        route = Routing(
+            self.primary_model,
+            self.fallback_model,
+            self.canary_share,
+            request.image_size,
+            paced=paced,
+            tokens=tokens,
+            images=images,
+            gated=self._stop_guard is not None,
+        )
         return plan(route, self.policy, telemetry, self._rng, request.deadline_s, self.clock), telemetry
 
     def _pacing_cost(self, request: Request) -> tuple[int, int]:
