@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 
 class ConfigError(ValueError):
     """A bad configuration value; `key` is the dotted path of the value at fault."""
@@ -10,3 +12,13 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
+
+
+def unknown_keys(table: Mapping[str, object], section: str, known: Iterable[str]) -> list[ConfigError]:
+    """One error per key of `[section]` that is not in `known`, each naming the keys that are."""
+    allowed = sorted(known)
+    return [
+        ConfigError(f"{section}.{key}", f"unknown key (expected one of {', '.join(allowed)})")
+        for key in table
+        if key not in allowed
+    ]

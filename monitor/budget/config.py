@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.budget.state import Limits
 from monitor.daily_reset import RESET_TIMEZONE
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, unknown_keys
 from monitor.fleet.settings import NAME
 
 ACTIONS = ("none", "degraded", "stop")
@@ -72,11 +72,7 @@ def budget_config_from_mapping(table: object, errors: list[ConfigError]) -> Budg
     if not isinstance(table, Mapping):
         errors.append(ConfigError("budget", "must be a table/mapping"))
         return None
-    found: list[ConfigError] = [
-        ConfigError(f"budget.{k}", f"unknown key (expected one of {', '.join(sorted(BUDGET_KEYS))})")
-        for k in table
-        if k not in BUDGET_KEYS
-    ]
+    found = unknown_keys(table, "budget", BUDGET_KEYS)
     daily = _usd(table, "daily_usd", found)
     monthly = _usd(table, "monthly_usd", found)
     if daily is None and monthly is None and not any(e.key.endswith("_usd") for e in found):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import ipaddress
 import math
 import os
 import socket
@@ -22,7 +21,9 @@ from monitor.alerts.rules import Action, Rule, rules_from_mapping
 from monitor.alerts.rules import parse_duration as rule_duration
 from monitor.budget.config import BudgetConfig, budget_config_from_mapping, budget_consistency
 from monitor.config import ConfigError, ShimConfig, config_from_document, read_document
+from monitor.errors import unknown_keys
 from monitor.fleet.settings import FleetSettings, fleet_settings_from_mapping
+from monitor.net import host_setting, port_setting
 from monitor.notify.config import NotifyConfig, notify_config_from_mapping
 from monitor.pacing.config import PacingConfig, pacing_config_from_mapping
 from monitor.proxy.config import ProxyConfig, proxy_config_from_mapping
@@ -176,11 +177,7 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         if not isinstance(value, Mapping):
             errors.append(ConfigError(name, "must be a table/mapping"))
             return {}
-        errors.extend(
-            ConfigError(f"{name}.{k}", f"unknown key (expected one of {', '.join(sorted(keys))})")
-            for k in value
-            if k not in keys
-        )
+        errors.extend(unknown_keys(value, name, keys))
         return value
 
     def get(name: str, convert: Any, default: Any, table: Mapping[str, Any], key: str) -> Any:
@@ -238,8 +235,8 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Da
         notify = dataclasses.replace(notify, outbox_path=Path(state_path).parent / DEFAULT_OUTBOX_NAME)
 
     config = DaemonConfig(
-        listen_host=get("listen", _host, defaults.listen_host, listen, "host"),
-        listen_port=get("listen", _port, defaults.listen_port, listen, "port"),
+        listen_host=get("listen", host_setting, defaults.listen_host, listen, "host"),
+        listen_port=get("listen", port_setting, defaults.listen_port, listen, "port"),
         # With [proxy] the rules read its counters in-process, unless [source] says otherwise.
         source_kind=get(
             "source", _choice(SOURCE_KINDS), "proxy" if proxy is not None else defaults.source_kind, source, "kind"
@@ -443,27 +440,6 @@ def _writable_dir(directory: Path) -> bool:
         if candidate.exists():
             return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
     return False
-
-
-def _host(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(key, "must be a host name or IP address")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        if value != "localhost" and not all(part.isalnum() or "-" in part for part in value.split(".")):
-            raise ConfigError(key, f"{value!r} is not a host name or IP address") from None
-    return value
-
-
-def _port(value: object, key: str) -> int:
-    try:
-        port = int(str(value))
-    except ValueError:
-        raise ConfigError(key, f"{value!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(key, "must be between 0 and 65535 (0 picks a free port)")
-    return port
 
 
 def _choice(options: tuple[str, ...], upper: bool = False) -> Any:

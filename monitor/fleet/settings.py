@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, unknown_keys
 
 FLEET_KEYS = frozenset({"redis_url", "project", "replicas", "timeout", "key_prefix"})
 REDIS_URL_ENV = "NBMON_REDIS_URL"
@@ -52,12 +52,7 @@ def fleet_settings_from_mapping(
     if not isinstance(table, Mapping):
         errors.append(ConfigError("fleet", "must be a table/mapping"))
         table = {}
-    errors.extend(
-        ConfigError(f"fleet.{k}", f"unknown key (expected one of {', '.join(sorted(FLEET_KEYS))})")
-        for k in table
-        if k not in FLEET_KEYS
-    )
-    defaults = FleetSettings()
+    errors.extend(unknown_keys(table, "fleet", FLEET_KEYS))
     values: dict[str, Any] = {}
     environ = environ or {}
     url = environ.get(REDIS_URL_ENV) or table.get("redis_url")
@@ -86,30 +81,25 @@ def fleet_settings_from_mapping(
         else:
             values["replicas"] = count
     if "timeout" in table:
-        try:
-            seconds = _seconds(table["timeout"])
-        except ValueError:
-            seconds = -1.0
-        if not (math.isfinite(seconds) and 0 < seconds <= 10):
+        seconds = _seconds(table["timeout"])
+        if seconds is None or not (math.isfinite(seconds) and 0 < seconds <= 10):
             errors.append(ConfigError("fleet.timeout", "must be a duration between 1ms and 10s (e.g. 250ms)"))
         else:
             values["timeout_s"] = seconds
-    return FleetSettings(**{**_as_dict(defaults), **values})
+    return FleetSettings(**values)
 
 
-def _seconds(value: object) -> float:
-    from monitor.alerts.rules import parse_duration  # the one duration syntax ("250ms", "1s")
+def _seconds(value: object) -> float | None:
+    """Seconds from a duration ("250ms"), a number, or a bare number in a string (environment variables); None
+    when it is none of these."""
+    from monitor.alerts.rules import parse_duration  # the one duration syntax
 
     if isinstance(value, str):
         try:
-            return float(value)  # a bare number, as environment variables carry it
+            return float(value)
         except ValueError:
             pass
     try:
         return parse_duration(value, "fleet.timeout")
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def _as_dict(settings: FleetSettings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in FleetSettings.__dataclass_fields__}
+    except ConfigError:
+        return None

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, unknown_keys
 from monitor.fleet.settings import FleetSettings
 from monitor.pacing.estimate import CHARS_PER_TOKEN, TOKENS_PER_IMAGE
 from monitor.pacing.limits import QUOTAS
@@ -75,11 +75,7 @@ def pacing_config_from_mapping(table: object, errors: list[ConfigError]) -> Paci
     if not isinstance(table, Mapping):
         errors.append(ConfigError("pacing", "must be a table/mapping"))
         return PacingConfig()
-    errors.extend(
-        ConfigError(f"pacing.{k}", f"unknown key (expected one of {', '.join(sorted(KEYS))})")
-        for k in table
-        if k not in KEYS
-    )
+    errors.extend(unknown_keys(table, "pacing", KEYS))
     values: dict[str, Any] = {}
     if "on_limit" in table:
         if table["on_limit"] in ("wait", "fail"):

@@ -21,15 +21,16 @@ Pure: no aiohttp here, so `check-config` reads it on any install.
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, unknown_keys
 from monitor.generator.policy import RetryPolicy
+from monitor.net import host_setting, port_setting
 
 DEFAULT_UPSTREAM = "https://generativelanguage.googleapis.com"
 DEFAULT_PORT = 8017
@@ -91,16 +92,12 @@ def proxy_config_from_mapping(table: Any, errors: list[ConfigError]) -> ProxyCon
     if not isinstance(table, Mapping):
         errors.append(ConfigError("proxy", "must be a table/mapping"))
         return ProxyConfig()
-    errors.extend(
-        ConfigError(f"proxy.{key}", f"unknown key (expected one of {', '.join(sorted(KEYS))})")
-        for key in table
-        if key not in KEYS
-    )
+    errors.extend(unknown_keys(table, "proxy", KEYS))
     defaults = ProxyConfig()
     values: dict[str, Any] = {}
     checks: tuple[tuple[str, str, Any], ...] = (
-        ("host", "host", _host),
-        ("port", "port", _port),
+        ("host", "host", host_setting),
+        ("port", "port", port_setting),
         ("upstream", "upstream", _upstream),
         ("steer", "steer", _bool),
         ("retry", "retry", _bool),
@@ -127,15 +124,11 @@ def _policy(table: Any, errors: list[ConfigError], base: RetryPolicy) -> RetryPo
     if not isinstance(table, Mapping):
         errors.append(ConfigError("proxy.retry_policy", "must be a table/mapping"))
         return base
-    unknown = [key for key in table if key not in _POLICY_KEYS]
-    errors.extend(
-        ConfigError(f"proxy.retry_policy.{k}", f"unknown key (expected one of {', '.join(sorted(_POLICY_KEYS))})")
-        for k in unknown
-    )
+    errors.extend(unknown_keys(table, "proxy.retry_policy", _POLICY_KEYS))
     kinds = {f.name: f.type for f in fields(RetryPolicy)}
-    values = {}
+    values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in unknown:
+        if key not in _POLICY_KEYS:  # reported above
             continue
         boolean = kinds[key] in ("bool", bool)
         if boolean != isinstance(value, bool) or not isinstance(value, int | float | type(None)):
@@ -143,33 +136,10 @@ def _policy(table: Any, errors: list[ConfigError], base: RetryPolicy) -> RetryPo
             continue
         values[key] = value
     try:
-        return RetryPolicy(**{**{f.name: getattr(base, f.name) for f in fields(RetryPolicy)}, **values})
+        return dataclasses.replace(base, **values)
     except (ValueError, TypeError) as exc:  # RetryPolicy names the field
         errors.append(ConfigError("proxy.retry_policy", str(exc)))
         return base
-
-
-def _host(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(key, "must be a host name or IP address")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        if value != "localhost" and not all(part.isalnum() or "-" in part for part in value.split(".")):
-            raise ConfigError(key, f"{value!r} is not a host name or IP address") from None
-    return value
-
-
-def _port(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(key, f"{value!r} is not a port number")
-    try:
-        port = int(value)
-    except ValueError:
-        raise ConfigError(key, f"{value!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(key, f"{port} is not a port number (0-65535; 0 picks a free one)")
-    return port
 
 
 def _upstream(value: object, key: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +15,23 @@ import pytest
 from google import genai
 from google.genai import types
 
+from monitor.catalog import builtin_catalog
 from monitor.daemon.app import Daemon
 from monitor.daemon.config import DaemonConfig, from_mapping
 from monitor.simulator.server import SimulatorServer
 from monitor.testing.notify import FakeSlack
 from tests.proxy.conftest import API_KEY, IMAGE, PRO
-
-PRICE = 0.134  # the catalog's gemini-3-pro-image, 1K, standard
-START = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # 08:00 PST
+from tests.support.budget import Wall
 
 
-class Wall:
-    def __init__(self) -> None:
-        self.now = START
+def _catalog_price() -> float:
+    spec = builtin_catalog().get(PRO)
+    price = spec.price("1K") if spec is not None else None
+    assert price is not None, f"the catalog has no 1K price for {PRO}"
+    return price
 
-    def __call__(self) -> datetime:
-        return self.now
 
-    def at_pacific(self, hours: float, days: int = 0) -> None:
-        self.now = START + timedelta(days=days, hours=hours - 8)
+PRICE = _catalog_price()  # what the shim counts per final 1K image of PRO
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from google import genai
 from google.genai import types
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -41,11 +41,19 @@ class Proxy:
     def value(self, name: str, **labels: str) -> float:
         """A sample once every request is fully counted: a client can have its last byte before the proxy has
         recorded the call (the in-flight gauge drops last)."""
+        self._settle()
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def finished_spans(self) -> tuple[ReadableSpan, ...]:
+        """The proxy's spans once every request is done: a span ends after its response's last byte is sent."""
+        self._settle()
+        return tuple(self.spans.get_finished_spans())
+
+    def _settle(self) -> None:
         deadline = time.monotonic() + 5
         while (self.registry.get_sample_value("nbmon_proxy_requests_in_flight") or 0) > 0:
             assert time.monotonic() < deadline, "a request stayed in flight"
             time.sleep(0.005)
-        return self.registry.get_sample_value(name, labels) or 0.0
 
     def client(self, **options: Any) -> genai.Client:
         return genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=self.url, **options))

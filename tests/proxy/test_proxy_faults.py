@@ -148,7 +148,7 @@ def test_hop_by_hop_headers_stop_at_the_proxy(make_proxy: ProxyFactory, echo: st
     # The upstream sees the proxy's span, a child in the client's trace.
     assert seen["traceparent"].startswith("00-" + "1" * 32 + "-") and "2" * 16 not in seen["traceparent"]
     assert response.headers["x-end-to-end"] == "kept" and "x-upstream-private" not in response.headers
-    (span,) = proxy.spans.get_finished_spans()
+    (span,) = proxy.finished_spans()
     assert span.parent is not None and span.parent.span_id == int("2" * 16, 16)
     assert format(span.context.trace_id, "032x") == "1" * 32
 

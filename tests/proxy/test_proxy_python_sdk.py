@@ -81,7 +81,7 @@ def test_the_sdk_generates_and_streams_through_the_proxy(proxy: Proxy) -> None:
     assert proxy.value("nbmon_images_total", model=PRO, image_size="1K", kind="thought") == 4
     assert proxy.value("nbmon_estimated_cost_usd_total", model=PRO, image_size="1K", service_tier="standard") > 0
     assert proxy.value("nbmon_proxy_requests_total", method="streamGenerateContent", code="200") == 1
-    assert len(proxy.spans.get_finished_spans()) == 2
+    assert len(proxy.finished_spans()) == 2
 
 
 def test_a_503_storm_reaches_the_sdk_as_its_own_error_and_counts(proxy: Proxy, sim: SimulatorServer) -> None:
@@ -194,7 +194,7 @@ def test_the_api_key_never_reaches_logs_metrics_or_spans(
     proxy_records = [r.getMessage() for r in caplog.records if r.name.startswith(("aiohttp", "nbmon", "monitor"))]
     logged = json.dumps(events, default=str) + "\n".join(proxy_records)
     exposition = httpx.get(f"{proxy.url}/metrics", timeout=5).text
-    spans = json.dumps([dict(s.attributes or {}) for s in proxy.spans.get_finished_spans()])
+    spans = json.dumps([dict(s.attributes or {}) for s in proxy.finished_spans()])
     assert sum(1 for e in events if e["event"] == "genai.generation") == 4
     for text in (logged, exposition, spans):
         assert API_KEY not in text and API_KEY[:12] not in text
